@@ -1,0 +1,222 @@
+// Reading YAML mappings with declared fields, collected errors and a resolved mirror.
+#include "yaml_reader.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace clustersim {
+namespace {
+
+SourceLocation location_of(const std::string& file, const YAML::Node& n) {
+    const YAML::Mark m = n.Mark();
+    if (m.is_null()) return {file, 0, 0};
+    return {file, m.line + 1, m.column + 1};
+}
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+    return out;
+}
+
+}  // namespace
+
+std::shared_ptr<YamlDocument> YamlDocument::load_file(const std::string& path, Diagnostics& diagnostics) {
+    std::ifstream in(path);
+    if (!in) {
+        auto doc = std::shared_ptr<YamlDocument>(new YamlDocument(path, diagnostics));
+        diagnostics.error({path, 0, 0}, "", "cannot open the file (does it exist, and is it readable?)");
+        doc->root_ = YAML::Node(YAML::NodeType::Map);
+        return doc;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    return load_string(text.str(), path, diagnostics);
+}
+
+std::shared_ptr<YamlDocument> YamlDocument::load_string(const std::string& text, const std::string& name,
+                                                        Diagnostics& diagnostics) {
+    auto doc = std::shared_ptr<YamlDocument>(new YamlDocument(name, diagnostics));
+    try {
+        doc->root_ = YAML::Load(text);
+        doc->parsed_ = true;
+    } catch (const YAML::Exception& e) {
+        diagnostics.error({name, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1}, "",
+                          "not valid YAML: " + e.msg);
+        doc->root_ = YAML::Node(YAML::NodeType::Map);
+    }
+    if (doc->root_.IsNull()) {
+        diagnostics.error({name, 0, 0}, "", "the file is empty; expected a YAML mapping of keys to values");
+        doc->root_ = YAML::Node(YAML::NodeType::Map);
+    }
+    return doc;
+}
+
+MapReader::MapReader(std::shared_ptr<YamlDocument> doc, YAML::Node node, std::string key_path, YAML::Node resolved)
+    : doc_(std::move(doc)), node_(std::move(node)), path_(std::move(key_path)), resolved_(std::move(resolved)) {
+    if (!node_.IsDefined() || node_.IsNull()) {
+        node_ = YAML::Node(YAML::NodeType::Map);
+    } else if (!node_.IsMap()) {
+        error_at(node_, path_, fmt::format("expected a mapping of keys to values; found {}", describe(node_)));
+        is_map_ = false;
+        node_ = YAML::Node(YAML::NodeType::Map);
+    }
+}
+
+MapReader MapReader::root(const std::shared_ptr<YamlDocument>& doc) {
+    return MapReader(doc, doc->root(), "", doc->resolved());
+}
+
+std::string MapReader::describe(const YAML::Node& n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Scalar: return "\"" + n.Scalar() + "\"";
+        case YAML::NodeType::Sequence: return "a list";
+        case YAML::NodeType::Map: return "a mapping";
+        case YAML::NodeType::Null: return "nothing (null)";
+        default: return "nothing";
+    }
+}
+
+SourceLocation MapReader::location() const { return location_of(doc_->file(), node_); }
+
+void MapReader::declare(std::string_view key, std::string_view) { declared_.emplace_back(key); }
+
+void MapReader::error_at(const YAML::Node& n, const std::string& key_path, const std::string& message) {
+    SourceLocation where = location_of(doc_->file(), n);
+    if (where.line == 0) where = location();
+    doc_->diagnostics().error(std::move(where), key_path, message);
+}
+
+void MapReader::error(std::string_view key, const std::string& message) {
+    const YAML::Node n = lookup(key);
+    error_at(present(n) ? n : node_, path_of(key), message);
+}
+
+void MapReader::error_here(const std::string& message) { error_at(node_, path_, message); }
+
+std::string MapReader::choice(std::string_view key, const std::vector<std::string>& allowed,
+                              std::optional<std::string> fallback, std::string_view meaning) {
+    declare(key, meaning);
+    const YAML::Node n = lookup(key);
+    if (!present(n)) {
+        if (!fallback) {
+            error_here(fmt::format("missing required key \"{}\" ({}); expected one of: {}", key, meaning, join(allowed)));
+            return allowed.empty() ? std::string() : allowed.front();
+        }
+        resolved_[std::string(key)] = *fallback;
+        return *fallback;
+    }
+    if (!n.IsScalar()) {
+        error_at(n, path_of(key), fmt::format("expected one of: {}; found {}", join(allowed), describe(n)));
+        return fallback.value_or(allowed.empty() ? std::string() : allowed.front());
+    }
+    const std::string& v = n.Scalar();
+    for (const auto& a : allowed) {
+        if (a == v) {
+            resolved_[std::string(key)] = v;
+            return v;
+        }
+    }
+    std::string message = fmt::format("expected one of: {}; found \"{}\"", join(allowed), v);
+    if (auto near = closest_match(v, allowed); !near.empty()) message += fmt::format(" (did you mean \"{}\"?)", near);
+    error_at(n, path_of(key), message);
+    return fallback.value_or(allowed.empty() ? std::string() : allowed.front());
+}
+
+MapReader MapReader::child(std::string_view key, std::string_view meaning, bool required) {
+    declare(key, meaning);
+    const YAML::Node n = lookup(key);
+    if (!present(n) && required) error_here(fmt::format("missing required key \"{}\" ({})", key, meaning));
+    YAML::Node mirror(YAML::NodeType::Map);
+    resolved_[std::string(key)] = mirror;
+    return MapReader(doc_, present(n) ? n : YAML::Node(YAML::NodeType::Map), path_of(key), mirror);
+}
+
+std::vector<MapReader> MapReader::list_of_maps(std::string_view key, std::string_view meaning, bool required) {
+    declare(key, meaning);
+    std::vector<MapReader> out;
+    const YAML::Node n = lookup(key);
+    if (!present(n)) {
+        if (required) error_here(fmt::format("missing required key \"{}\" ({})", key, meaning));
+        return out;
+    }
+    if (!n.IsSequence()) {
+        error_at(n, path_of(key), fmt::format("expected a list ({}); found {}", meaning, describe(n)));
+        return out;
+    }
+    YAML::Node mirror(YAML::NodeType::Sequence);
+    for (std::size_t i = 0; i < n.size(); ++i) {
+        YAML::Node item_mirror(YAML::NodeType::Map);
+        mirror.push_back(item_mirror);
+        out.emplace_back(doc_, n[i], fmt::format("{}[{}]", path_of(key), i), item_mirror);
+    }
+    resolved_[std::string(key)] = mirror;
+    return out;
+}
+
+void MapReader::finish() {
+    if (!is_map_) return;
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+        const std::string key = it->first.as<std::string>("");
+        if (std::find(declared_.begin(), declared_.end(), key) != declared_.end()) continue;
+        std::string message = fmt::format("unknown key \"{}\"", key);
+        if (auto near = closest_match(key, declared_); !near.empty()) {
+            message += fmt::format(" (did you mean \"{}\"?)", near);
+        } else if (!declared_.empty()) {
+            message += fmt::format("; expected one of: {}", join(declared_));
+        }
+        error_at(it->first, path_of(key), message);
+    }
+}
+
+// ---- codecs ---------------------------------------------------------------------------------------
+
+std::optional<bool> ValueCodec<bool>::decode(const std::string& s, std::string& problem) {
+    if (s == "true" || s == "True" || s == "yes") return true;
+    if (s == "false" || s == "False" || s == "no") return false;
+    problem = fmt::format("expected true or false; found \"{}\"", s);
+    return std::nullopt;
+}
+
+namespace {
+template <typename I>
+std::optional<I> decode_integer(const std::string& s, std::string& problem, const char* what) {
+    I v{};
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && end == s.data() + s.size()) return v;
+    if (ec == std::errc::result_out_of_range) {
+        problem = fmt::format("expected {}; found \"{}\", which is out of range", what, s);
+    } else {
+        problem = fmt::format("expected {}; found \"{}\"", what, s);
+    }
+    return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::int64_t> ValueCodec<std::int64_t>::decode(const std::string& s, std::string& problem) {
+    return decode_integer<std::int64_t>(s, problem, expected());
+}
+std::optional<int> ValueCodec<int>::decode(const std::string& s, std::string& problem) {
+    return decode_integer<int>(s, problem, expected());
+}
+std::optional<std::uint64_t> ValueCodec<std::uint64_t>::decode(const std::string& s, std::string& problem) {
+    return decode_integer<std::uint64_t>(s, problem, expected());
+}
+
+std::optional<double> ValueCodec<double>::decode(const std::string& s, std::string& problem) {
+    double v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && end == s.data() + s.size() && std::isfinite(v)) return v;
+    problem = fmt::format("expected a number; found \"{}\"", s);
+    return std::nullopt;
+}
+
+std::string to_yaml(const YAML::Node& node) {
+    YAML::Emitter out;
+    out << node;
+    return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace clustersim
