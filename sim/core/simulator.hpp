@@ -1,19 +1,19 @@
 // Simulator: the discrete-event engine every model runs on.
 //
 // One object per run, no globals. Events are ordered by (time, insertion sequence), so ties are
-// broken the same way on every machine and every run. Cancellation is O(1): the event's slot is
-// freed at once and its stale queue entry is skipped when it surfaces. Simulated time never moves
-// backwards; scheduling into the past throws, in release builds too.
+// broken the same way on every machine and every run. Cancellation is O(1). Simulated time never
+// moves backwards; scheduling into the past throws, in release builds too.
 #pragma once
 
+#include "event_callback.hpp"
 #include "rng_stream.hpp"
 #include "signal.hpp"
 #include "units.hpp"
 
 #include <cstdint>
-#include <functional>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace clustersim {
@@ -26,7 +26,7 @@ public:
 
 // A handle to a scheduled event, for cancelling it. Default-constructed handles refer to nothing.
 struct EventId {
-    std::uint32_t slot = 0;
+    std::int64_t time_ps = 0;
     std::uint64_t seq = 0;  // 0 means "no event"
     bool valid() const { return seq != 0; }
 };
@@ -39,9 +39,10 @@ struct ExecutedEvent {
 
 class Simulator {
 public:
-    using Callback = std::function<void()>;
+    using Callback = EventCallback;
 
     explicit Simulator(std::uint64_t seed = 0) : seed_(seed) {}
+    ~Simulator();
     Simulator(const Simulator&) = delete;
     Simulator& operator=(const Simulator&) = delete;
 
@@ -51,19 +52,19 @@ public:
     // Schedules `callback` at absolute time `at` (>= now()).
     EventId schedule_at(Time at, Callback callback);
     // Schedules `callback` after `delay` (>= 0).
-    EventId schedule_in(Time delay, Callback callback) { return schedule_at(now_ + delay, std::move(callback)); }
+    EventId schedule_in(Time delay, Callback callback) { return schedule_at(now_ + delay, callback); }
     // Cancels a pending event; returns false if it already ran or was cancelled.
     bool cancel(EventId id);
     bool is_pending(EventId id) const;
 
     // Runs events until none are left or stop() is called.
     void run() { run_until(Time::max()); }
-    // Runs events with time <= limit; afterwards now() is the time of the last event run.
+    // Runs events with time <= limit, then moves the clock to `limit` (unless stopped early).
     void run_until(Time limit);
     // Makes run() return after the current event.
     void stop() { stopped_ = true; }
 
-    std::size_t pending_events() const { return live_events_; }
+    std::size_t pending_events() const { return queued_entries_ - cancelled_.size(); }
     std::uint64_t executed_events() const { return executed_; }
 
     // A deterministic random stream for the named component, derived from the run seed.
@@ -73,30 +74,43 @@ public:
     Signal<const ExecutedEvent&>& on_event() { return on_event_; }
 
 private:
+    // A queue entry is one cache line: time, sequence number and the callback itself, so taking
+    // an event out reads memory that the queue just scanned in order.
     struct QueueEntry {
         std::int64_t time_ps;
         std::uint64_t seq;
-        std::uint32_t slot;
-    };
-    struct Slot {
-        std::uint64_t seq = 0;  // the sequence number of the event occupying the slot, 0 if free
-        Callback callback;
+        EventCallback callback;
     };
 
-    static bool earlier(const QueueEntry& a, const QueueEntry& b) {
-        return a.time_ps < b.time_ps || (a.time_ps == b.time_ps && a.seq < b.seq);
+    // The event queue is a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan, J. ACM 1990), which fits
+    // a simulator because no event is ever scheduled before the last one taken out. Bucket b > 0
+    // holds entries whose time first differs from `last_ps_` in bit b-1; bucket 0 holds entries at
+    // exactly `last_ps_`, taken out first-in first-out. Every bucket stays in insertion order
+    // (appends come in sequence order, and a bucket is refilled from a higher one only while
+    // empty), so ties come out in insertion order without comparing sequence numbers. Entries
+    // move only by sequential appends, which is far kinder to the cache than a binary heap.
+    static int bucket_for(std::int64_t time_ps, std::int64_t last_ps);
+    void push(const QueueEntry& entry, int bucket) {
+        auto& target = buckets_[bucket];
+        if (target.empty() || entry.time_ps < bucket_min_ps_[bucket]) bucket_min_ps_[bucket] = entry.time_ps;
+        target.push_back(entry);
     }
-    void push(const QueueEntry& e);
-    void pop();
-    void sift_down(std::size_t i);
-    void drop_stale_entries();
+    // Makes bucket 0 hold the earliest entries if the earliest time is <= limit_ps; false if the
+    // queue is empty or its earliest entry is later than limit_ps.
+    bool refill(std::int64_t limit_ps);
+    // Removes cancelled entries from the buckets, when they have come to dominate the queue.
+    void drop_cancelled_entries();
 
-    // A 4-ary min-heap: shallower than a binary heap and its children share a cache line.
-    std::vector<QueueEntry> heap_;
-    std::vector<Slot> slots_;
-    std::vector<std::uint32_t> free_slots_;
-    std::size_t live_events_ = 0;
-    std::size_t stale_entries_ = 0;
+    static constexpr int kBuckets = 65;
+    std::vector<QueueEntry> buckets_[kBuckets];
+    std::int64_t bucket_min_ps_[kBuckets];  // earliest time in each non-empty bucket, kept on push
+    std::size_t bucket0_head_ = 0;    // entries of bucket 0 before this index were taken out
+    std::int64_t last_ps_ = 0;        // the time of the entries in bucket 0; never above now_
+    std::size_t queued_entries_ = 0;  // entries in all buckets, cancelled ones included
+    // Sequence numbers of cancelled events still in the queue. Only looked up, never iterated,
+    // so its hash order cannot leak into results.
+    std::unordered_set<std::uint64_t> cancelled_;
+    std::uint64_t last_run_seq_ = 0;  // the event that ran last; with now_, the execution frontier
     std::uint64_t next_seq_ = 1;
     std::uint64_t executed_ = 0;
     std::uint64_t seed_;

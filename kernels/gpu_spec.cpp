@@ -1,0 +1,68 @@
+// Reading a GPU spec file (kernels/gpus/*.yaml) into GpuSpec, every field declared once and validated.
+#include "kernels/gpu_spec.hpp"
+
+#include "sim/input/yaml_reader.hpp"
+
+#include <filesystem>
+
+namespace clustersim {
+namespace {
+
+template <typename T>
+SourcedValue<T> read_sourced(MapReader& parent, std::string_view key, std::string_view meaning, Check<T> check) {
+    MapReader r = parent.child(key, meaning, true);
+    SourcedValue<T> out;
+    out.value = r.required<T>("value", meaning, std::move(check));
+    out.source = r.required<std::string>("source", "the public document this number was read from");
+    if (out.source.empty()) r.error("source", "expected the name of a public document; found an empty string");
+    r.finish();
+    return out;
+}
+
+template <typename T>
+std::optional<SourcedValue<T>> read_optional_sourced(MapReader& parent, std::string_view key, std::string_view meaning,
+                                                     Check<T> check) {
+    if (!parent.has(key)) {
+        parent.child(key, meaning, false);  // declares the key so finish() accepts its absence
+        return std::nullopt;
+    }
+    return read_sourced<T>(parent, key, meaning, std::move(check));
+}
+
+}  // namespace
+
+FlopRate GpuSpec::peak_flop_rate(const std::string& dtype) const {
+    if (dtype == "fp8") return fp8_dense.value;
+    return bf16_dense.value;
+}
+
+GpuSpec load_gpu_spec(const std::string& path) {
+    Diagnostics diagnostics;
+    auto doc = YamlDocument::load_file(path, diagnostics);
+    MapReader r = MapReader::root(doc);
+    GpuSpec spec;
+    spec.name = r.required<std::string>("name", "short name, the same as the file stem and calibration folder");
+    const std::string stem = std::filesystem::path(path).stem().string();
+    if (doc->parsed() && !spec.name.empty() && spec.name != stem)
+        r.error("name", "expected the file's stem \"" + stem + "\"; found \"" + spec.name + "\"");
+    spec.description = r.optional<std::string>("description", "", "the product's full name");
+    spec.bf16_dense = read_sourced<FlopRate>(r, "bf16_dense", "peak dense BF16 tensor-core rate", positive<FlopRate>());
+    spec.fp8_dense = read_sourced<FlopRate>(r, "fp8_dense", "peak dense FP8 tensor-core rate", positive<FlopRate>());
+    spec.hbm_bandwidth = read_sourced<Bandwidth>(r, "hbm_bandwidth", "HBM bandwidth", positive<Bandwidth>());
+    spec.hbm_capacity = read_sourced<Bytes>(r, "hbm_capacity", "HBM capacity", positive<Bytes>());
+    spec.sm_count = read_optional_sourced<int>(r, "sm_count", "number of streaming multiprocessors", at_least(1));
+    spec.l2_cache = read_optional_sourced<Bytes>(r, "l2_cache", "L2 cache size", positive<Bytes>());
+    {
+        MapReader e = r.child("roofline_efficiency", "fractions of the peaks reached, for the pure roofline");
+        spec.compute_efficiency = e.required<double>("compute", "fraction of peak FLOP rate", in_range(0.01, 1.0));
+        spec.memory_efficiency = e.required<double>("memory", "fraction of peak HBM bandwidth", in_range(0.01, 1.0));
+        spec.efficiency_source = e.required<std::string>("source", "where these fractions come from");
+        e.finish();
+    }
+    spec.derive_from = r.optional<std::string>("derive_from", "", "GPU whose measured tables are scaled for this one");
+    r.finish();
+    diagnostics.throw_if_any();
+    return spec;
+}
+
+}  // namespace clustersim

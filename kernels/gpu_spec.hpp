@@ -1,0 +1,46 @@
+// A GPU's datasheet figures (peak dense FLOP rates, HBM bandwidth and size, SMs, L2), each with its source.
+//
+// The kernel cost model uses these for its roofline (bounds and fallback) and to scale a measured
+// profile to another GPU ("derived" profiles). The figures come from kernels/gpus/<name>.yaml, where
+// every number names the vendor document it was read from.
+#pragma once
+
+#include "sim/core/units.hpp"
+
+#include <optional>
+#include <string>
+
+namespace clustersim {
+
+// A number from a GPU spec file together with the document it came from.
+template <typename T>
+struct SourcedValue {
+    T value{};
+    std::string source;
+};
+
+struct GpuSpec {
+    std::string name;         // file stem, e.g. "h100-sxm"; also the calibration folder's name
+    std::string description;  // e.g. "NVIDIA H100 SXM5 80GB"
+    SourcedValue<FlopRate> bf16_dense;   // peak dense BF16 tensor-core rate (not the 2:4-sparsity figure)
+    SourcedValue<FlopRate> fp8_dense;    // peak dense FP8 tensor-core rate
+    SourcedValue<Bandwidth> hbm_bandwidth;
+    SourcedValue<Bytes> hbm_capacity;
+    std::optional<SourcedValue<int>> sm_count;     // absent where no public document states it
+    std::optional<SourcedValue<Bytes>> l2_cache;   // absent where no public document states it
+    // Fraction of the peaks a well-written kernel reaches, for the pure roofline used when no table
+    // covers an operator (see kernels/README.md). Both in (0, 1].
+    double compute_efficiency = 1.0;
+    double memory_efficiency = 1.0;
+    std::string efficiency_source;
+    // A GPU without tables of its own is derived from this one's (by datasheet ratios); empty if none.
+    std::string derive_from;
+
+    // Peak dense tensor-core rate for a dtype name ("bf16", "fp8"); other dtypes use the BF16 rate.
+    FlopRate peak_flop_rate(const std::string& dtype) const;
+};
+
+// Loads kernels/gpus/<name>.yaml-style files; throws InputError with every problem found.
+GpuSpec load_gpu_spec(const std::string& path);
+
+}  // namespace clustersim

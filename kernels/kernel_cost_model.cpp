@@ -1,0 +1,396 @@
+// Predicting operator times from calibration tables: exact, interpolated, extrapolated, derived or roofline.
+#include "kernels/kernel_cost_model.hpp"
+
+#include "kernels/operator_work.hpp"
+#include "sim/input/diagnostics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace clustersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The field a table's grid is densest along: tokens for GEMMs and the memory-bound ops, sequence
+// length for prefill, cached context for decode, size for copies. Interpolation runs along it first.
+int primary_axis(const std::string& op) {
+    if (op == "attn_prefill") return 8;   // seq
+    if (op == "attn_decode") return 9;    // context
+    if (op == "copy") return 10;          // bytes
+    return 0;                             // m
+}
+
+// How direct a table's provenance is; lower is better when several tables cover an op.
+int rank_of(Provenance p) {
+    switch (p) {
+        case Provenance::measured: return 0;
+        case Provenance::published: return 1;
+        case Provenance::derived: return 2;
+        default: return 3;
+    }
+}
+
+// A copy moves bytes whatever their type, so its dtype is not part of its shape.
+KernelShape normalized(KernelShape s) {
+    if (s.op == "copy") s.dtype.clear();
+    return s;
+}
+
+double roof_us(const KernelShape& s, const GpuSpec& spec) { return roofline_time(s, spec, false).us(); }
+
+KernelShape with_axis(KernelShape s, int axis, std::int64_t value) {
+    s.numeric(axis) = value;
+    return s;
+}
+
+struct LinePoint {
+    std::int64_t x;
+    double time_us;
+};
+
+struct LineResult {
+    double time_us;
+    bool inside;
+};
+
+// Time on one line of the grid (all fields fixed but the primary axis) at coordinate x. Between
+// points: linear in log(time) against log(x), which is monotone between monotone points and stays
+// above a roofline that is convex in log-log. Above the last point: the last point's utilization
+// (roofline time over measured time) carried forward, i.e. the kernel keeps its efficiency. Below
+// the first point: the log-log slope of the first two points, clamped to [0, 1], so small kernels
+// approach a latency floor instead of shrinking with the work.
+LineResult line_time(const std::vector<LinePoint>& pts, std::int64_t x, const KernelShape& line_shape, int axis,
+                     const GpuSpec& spec) {
+    const double lx = std::log(static_cast<double>(x));
+    for (std::size_t i = 0; i < pts.size(); ++i) {
+        if (pts[i].x == x) return {pts[i].time_us, true};
+        if (i + 1 < pts.size() && pts[i].x < x && x < pts[i + 1].x) {
+            const double l0 = std::log(static_cast<double>(pts[i].x)), l1 = std::log(static_cast<double>(pts[i + 1].x));
+            const double f = (lx - l0) / (l1 - l0);
+            return {std::exp((1.0 - f) * std::log(pts[i].time_us) + f * std::log(pts[i + 1].time_us)), true};
+        }
+    }
+    if (x > pts.back().x) {
+        const LinePoint& e = pts.back();
+        const double u = std::min(1.0, roof_us(with_axis(line_shape, axis, e.x), spec) / e.time_us);
+        return {roof_us(with_axis(line_shape, axis, x), spec) / u, false};
+    }
+    const LinePoint& e = pts.front();
+    double slope = 0.0;
+    if (pts.size() >= 2) {
+        slope = std::log(pts[1].time_us / e.time_us) /
+                std::log(static_cast<double>(pts[1].x) / static_cast<double>(e.x));
+        slope = std::clamp(slope, 0.0, 1.0);
+    }
+    return {e.time_us * std::exp(slope * (lx - std::log(static_cast<double>(e.x)))), false};
+}
+
+std::vector<std::int64_t> line_key(const KernelShape& s, int axis) {
+    std::vector<std::int64_t> key;
+    for (int i = 0; i < KernelShape::kNumericFields; ++i) key.push_back(i == axis ? 0 : s.numeric(i));
+    return key;
+}
+
+double percentile(std::vector<double> v, double q) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    // Linear interpolation between closest ranks (the common "type 7" definition).
+    const double pos = q * static_cast<double>(v.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(pos));
+    const auto hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
+}  // namespace
+
+Time roofline_time(const KernelShape& shape, const GpuSpec& spec, bool with_efficiency) {
+    const OperatorWork w = operator_work(shape);
+    const double ce = with_efficiency ? spec.compute_efficiency : 1.0;
+    const double me = with_efficiency ? spec.memory_efficiency : 1.0;
+    const double t_mem = w.bytes.value() / (spec.hbm_bandwidth.value.value() * me);
+    const double t_compute =
+        w.uses_tensor_cores ? w.flops.value() / (spec.peak_flop_rate(shape.dtype).value() * ce) : 0.0;
+    return Time::from_seconds(std::max(t_mem, t_compute));
+}
+
+GpuProfile load_gpu_profile(GpuSpec spec, const std::string& calibration_dir) {
+    GpuProfile profile;
+    profile.spec = std::move(spec);
+    std::vector<fs::path> files;
+    if (fs::is_directory(calibration_dir))
+        for (const auto& entry : fs::directory_iterator(calibration_dir))
+            if (entry.is_regular_file() && entry.path().extension() == ".csv") files.push_back(entry.path());
+    std::sort(files.begin(), files.end());  // deterministic order, whatever the file system returns
+    std::vector<Diagnostic> problems;
+    for (const auto& f : files) {
+        try {
+            profile.tables.push_back(read_calibration_table(f.string()));
+        } catch (const InputError& e) {
+            problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
+        }
+    }
+    if (!problems.empty()) throw InputError(problems);
+    return profile;
+}
+
+GpuProfile load_gpu_profile(const std::string& kernels_dir, const std::string& gpu_name) {
+    const fs::path root(kernels_dir);
+    const fs::path spec_file = root / "gpus" / (gpu_name + ".yaml");
+    if (!fs::exists(spec_file)) {
+        std::vector<std::string> names;
+        if (fs::is_directory(root / "gpus"))
+            for (const auto& entry : fs::directory_iterator(root / "gpus"))
+                if (entry.path().extension() == ".yaml") names.push_back(entry.path().stem().string());
+        std::sort(names.begin(), names.end());
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        const std::string guess = closest_match(gpu_name, names);
+        Diagnostics d;
+        d.error({spec_file.string(), 0, 0}, "gpu",
+                fmt::format("no GPU spec named \"{}\"; expected one of {}{}", gpu_name, list,
+                            guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
+        d.throw_if_any();
+    }
+    GpuProfile profile = load_gpu_profile(load_gpu_spec(spec_file.string()), (root / "calibration" / gpu_name).string());
+    if (profile.tables.empty() && !profile.spec.derive_from.empty() && profile.spec.derive_from != gpu_name) {
+        GpuProfile source = load_gpu_profile(kernels_dir, profile.spec.derive_from);
+        if (!source.derived_from.empty()) return profile;  // derive only from directly measured or published tables
+        return derive_profile(source, profile.spec);
+    }
+    return profile;
+}
+
+GpuProfile derive_profile(const GpuProfile& source, const GpuSpec& target) {
+    GpuProfile out;
+    out.spec = target;
+    out.derived_from = source.spec.name;
+    for (const CalibrationTable& t : source.tables) {
+        if (t.provenance == Provenance::derived) continue;
+        CalibrationTable d;
+        d.file = t.file;
+        d.header = t.header;
+        d.header["provenance"] = "derived";
+        d.header["derived_from"] = source.spec.name + " (" + to_string(t.provenance) + ", " + t.file + ")";
+        d.provenance = Provenance::derived;
+        for (const CalibrationRow& r : t.rows) {
+            const OperatorWork w = operator_work(r.shape);
+            const double t_mem = w.bytes.value() / source.spec.hbm_bandwidth.value.value();
+            const double t_compute =
+                w.uses_tensor_cores ? w.flops.value() / source.spec.peak_flop_rate(r.shape.dtype).value() : 0.0;
+            // Compute-bound rows scale with the tensor-core rate, memory-bound rows with HBM bandwidth.
+            const double factor =
+                t_compute >= t_mem
+                    ? source.spec.peak_flop_rate(r.shape.dtype).value() / target.peak_flop_rate(r.shape.dtype).value()
+                    : source.spec.hbm_bandwidth.value.value() / target.hbm_bandwidth.value.value();
+            CalibrationRow s = r;
+            s.time_us_p50 *= factor;
+            s.time_us_p10 *= factor;
+            s.time_us_p90 *= factor;
+            d.rows.push_back(s);
+        }
+        out.tables.push_back(std::move(d));
+    }
+    return out;
+}
+
+KernelCostModel::KernelCostModel(GpuProfile profile) : profile_(std::move(profile)) {
+    std::map<std::pair<std::string, std::string>, int> best;
+    for (const CalibrationTable& t : profile_.tables)
+        for (const CalibrationRow& r : t.rows) {
+            const auto key = std::make_pair(r.shape.op, normalized(r.shape).dtype);
+            const auto it = best.find(key);
+            if (it == best.end() || rank_of(t.provenance) < it->second) best[key] = rank_of(t.provenance);
+        }
+    for (const CalibrationTable& t : profile_.tables)
+        for (const CalibrationRow& r : t.rows) {
+            const KernelShape shape = normalized(r.shape);
+            const auto key = std::make_pair(shape.op, shape.dtype);
+            if (rank_of(t.provenance) != best[key]) continue;
+            auto& pts = points_[key];
+            // A shape measured twice keeps its first row (tables are read in file-name order).
+            const bool dup = std::any_of(pts.begin(), pts.end(), [&](const Point& p) { return p.shape.same_shape(shape); });
+            if (!dup) pts.push_back({shape, r.time_us_p50, t.provenance, t.file});
+        }
+}
+
+KernelPrediction KernelCostModel::predict(const KernelShape& query) const {
+    return predict_impl(normalized(query), nullptr);
+}
+
+KernelPrediction KernelCostModel::predict_excluding(const KernelShape& query, const KernelShape& excluded) const {
+    const KernelShape e = normalized(excluded);
+    return predict_impl(normalized(query), &e);
+}
+
+KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const KernelShape* excluded) const {
+    const GpuSpec& spec = profile_.spec;
+    KernelPrediction out;
+    out.roofline_bound = roofline_time(q, spec, false);  // validates the shape (throws if a field is missing)
+    const double roof = out.roofline_bound.us();
+
+    auto roofline_answer = [&] {
+        out.time = roofline_time(q, spec, true);
+        out.provenance = Provenance::roofline;
+        out.basis = "roofline";
+        return out;
+    };
+    const auto found = points_.find({q.op, q.dtype});
+    if (found == points_.end()) return roofline_answer();
+    std::vector<const Point*> pts;
+    for (const Point& p : found->second)
+        if (!excluded || !p.shape.same_shape(*excluded)) pts.push_back(&p);
+    if (pts.empty()) return roofline_answer();
+
+    const Provenance table_prov = pts.front()->table_provenance;
+    auto finish = [&](double time_us, bool inside, const std::string& basis) {
+        out.time = Time::from_us(std::max(time_us, roof));
+        out.provenance = table_prov == Provenance::derived ? Provenance::derived
+                         : inside                          ? Provenance::interpolated
+                                                           : Provenance::extrapolated;
+        out.basis = basis;
+        return out;
+    };
+
+    for (const Point* p : pts)
+        if (p->shape.same_shape(q)) {
+            out.time = Time::from_us(p->time_us);
+            out.provenance = p->table_provenance;
+            out.basis = p->file;
+            return out;
+        }
+
+    // Lines of the grid along the primary axis, keyed (in a sorted map, for determinism) by the other fields.
+    const int axis = primary_axis(q.op);
+    if (q.numeric(axis) <= 0) throw std::invalid_argument(fmt::format("operator {} needs a positive \"{}\"", q.op,
+                                                                      KernelShape::numeric_field_name(axis)));
+    struct Line {
+        KernelShape shape;
+        std::vector<LinePoint> pts;
+        std::string file;
+    };
+    std::map<std::vector<std::int64_t>, Line> lines;
+    for (const Point* p : pts) {
+        Line& l = lines[line_key(p->shape, axis)];
+        if (l.pts.empty()) {
+            l.shape = p->shape;
+            l.file = p->file;
+        }
+        l.pts.push_back({p->shape.numeric(axis), p->time_us});
+    }
+    for (auto& [key, l] : lines)
+        std::sort(l.pts.begin(), l.pts.end(), [](const LinePoint& a, const LinePoint& b) { return a.x < b.x; });
+
+    const std::int64_t x = q.numeric(axis);
+    const auto own = lines.find(line_key(q, axis));
+    if (own != lines.end()) {
+        const LineResult r = line_time(own->second.pts, x, own->second.shape, axis, spec);
+        return finish(r.time_us, r.inside, own->second.file);
+    }
+
+    // No line through the query: borrow utilization from the nearest lines (log2 distance over the
+    // other fields), each evaluated at the query's primary coordinate, weighted by inverse squared
+    // distance in log space (a geometric mean of utilizations).
+    struct Candidate {
+        double distance;
+        const Line* line;
+    };
+    std::vector<Candidate> candidates;
+    std::vector<std::pair<double, double>> box(KernelShape::kNumericFields, {1e300, -1e300});
+    for (const auto& [key, l] : lines) {
+        bool compatible = true;
+        double d2 = 0.0;
+        for (int i = 0; i < KernelShape::kNumericFields && compatible; ++i) {
+            if (i == axis) continue;
+            const std::int64_t a = q.numeric(i), b = l.shape.numeric(i);
+            if ((a == 0) != (b == 0)) compatible = false;
+            else if (a != 0) d2 += std::pow(std::log2(static_cast<double>(a) / static_cast<double>(b)), 2);
+        }
+        if (!compatible) continue;
+        candidates.push_back({std::sqrt(d2), &l});
+        for (int i = 0; i < KernelShape::kNumericFields; ++i) {
+            const double v = static_cast<double>(l.shape.numeric(i));
+            box[i] = {std::min(box[i].first, v), std::max(box[i].second, v)};
+        }
+    }
+    if (candidates.empty()) return roofline_answer();
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const Candidate& a, const Candidate& b) { return a.distance < b.distance; });
+    constexpr std::size_t kNeighbours = 4;
+    if (candidates.size() > kNeighbours) candidates.resize(kNeighbours);
+
+    bool inside = true;
+    for (int i = 0; i < KernelShape::kNumericFields; ++i) {
+        if (i == axis) continue;
+        const double v = static_cast<double>(q.numeric(i));
+        if (v < box[i].first || v > box[i].second) inside = false;
+    }
+    double weight_sum = 0.0, log_u = 0.0;
+    for (const Candidate& c : candidates) {
+        const KernelShape at = with_axis(c.line->shape, axis, x);
+        const LineResult r = line_time(c.line->pts, x, c.line->shape, axis, spec);
+        inside = inside && r.inside;
+        const double u = std::min(1.0, roof_us(at, spec) / r.time_us);
+        const double w = 1.0 / (c.distance * c.distance);
+        weight_sum += w;
+        log_u += w * std::log(u);
+    }
+    const double u = std::exp(log_u / weight_sum);
+    return finish(roof / u, inside, candidates.front().line->file);
+}
+
+std::vector<LeaveOneOutRow> leave_one_out(const GpuProfile& profile) {
+    const KernelCostModel model(profile);
+    std::vector<LeaveOneOutRow> rows;
+    for (const CalibrationTable& t : profile.tables) {
+        if (t.provenance == Provenance::derived) continue;
+        for (const CalibrationRow& r : t.rows) {
+            LeaveOneOutRow row;
+            row.shape = r.shape;
+            row.measured_us = r.time_us_p50;
+            const KernelPrediction p = model.predict_excluding(r.shape, r.shape);
+            row.predicted_us = p.time.us();
+            row.provenance = p.provenance;
+            row.relative_error = (row.predicted_us - row.measured_us) / row.measured_us;
+            rows.push_back(row);
+        }
+    }
+    return rows;
+}
+
+std::vector<LeaveOneOutSummary> summarize_leave_one_out(const std::vector<LeaveOneOutRow>& rows) {
+    std::map<std::string, std::vector<double>> errors;
+    for (const LeaveOneOutRow& r : rows) errors[r.shape.op].push_back(std::abs(r.relative_error));
+    std::vector<LeaveOneOutSummary> out;
+    for (const auto& [op, e] : errors) out.push_back({op, e.size(), percentile(e, 0.5), percentile(e, 0.9)});
+    return out;
+}
+
+std::string default_kernels_dir() {
+    if (const char* env = std::getenv("CLUSTERSIM_KERNELS_DIR"); env && *env) return env;
+    return std::string(CLUSTERSIM_SOURCE_DIR) + "/kernels";
+}
+
+void run_kernels_query(const std::string& gpu_name, const std::string& in_csv, const std::string& out_csv,
+                       const std::string& kernels_dir) {
+    const KernelCostModel model(load_gpu_profile(kernels_dir, gpu_name));
+    const std::vector<KernelShape> shapes = read_kernel_shapes(in_csv);
+    std::string text = std::string(kShapeColumns) + ",time_us,provenance\n";
+    for (const KernelShape& s : shapes) {
+        const KernelPrediction p = model.predict(s);
+        text += fmt::format("{},{:.6g},{}\n", shape_to_csv(s), p.time.us(), to_string(p.provenance));
+    }
+    // Everything is computed before the file is opened, so a failure never leaves a partial result.
+    std::ofstream out(out_csv);
+    if (!out) throw std::runtime_error("cannot write " + out_csv);
+    out << text;
+    if (!out.flush()) throw std::runtime_error("error while writing " + out_csv);
+}
+
+}  // namespace clustersim

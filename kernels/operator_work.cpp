@@ -1,0 +1,95 @@
+// FLOP and byte counts per operator; the formulas are the standard ones (a GEMM is 2mnk FLOPs,
+// causal attention does half the QK^T and PV products), written out per op in kernels/README.md.
+#include "kernels/operator_work.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace clustersim {
+namespace {
+
+double need(const KernelShape& s, std::int64_t value, const char* field) {
+    if (value <= 0)
+        throw std::invalid_argument(fmt::format("operator {} needs a positive \"{}\"", s.op, field));
+    return static_cast<double>(value);
+}
+
+}  // namespace
+
+double element_bytes(const std::string& dtype) {
+    if (dtype == "fp8") return 1.0;
+    if (dtype == "fp32") return 4.0;
+    return 2.0;
+}
+
+OperatorWork operator_work(const KernelShape& s) {
+    const double e = element_bytes(s.dtype);
+    constexpr double kOut = 2.0;  // GEMM and attention outputs are BF16 (FP8 GEMMs write BF16, as DeepGEMM does)
+    OperatorWork w;
+    if (s.op == "gemm" || s.op == "grouped_gemm" || s.op == "grouped_gemm_skewed") {
+        // grouped_gemm_skewed: the same work, m the mean tokens per expert, spread unevenly (the
+        // distribution is stated in the table's method line).
+        const double g = s.op != "gemm" ? need(s, s.groups, "groups") : 1.0;
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n"), k = need(s, s.k, "k");
+        w.flops = Flops(g * 2.0 * m * n * k);
+        w.bytes = Bytes(g * ((m * k + n * k) * e + m * n * kOut));
+        w.uses_tensor_cores = true;
+    } else if (s.op == "attn_prefill") {
+        const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
+        const double kvh = need(s, s.kv_heads, "kv_heads"), t = need(s, s.seq, "seq");
+        // QK^T and PV are 2*t*t*d each per head; causal masking keeps about half (t*(t+1)/2 pairs).
+        w.flops = Flops(b * h * 4.0 * d * t * (t + 1.0) / 2.0);
+        w.bytes = Bytes(b * t * d * (2.0 * h + 2.0 * kvh) * e);  // read Q, K, V; write O
+        w.uses_tensor_cores = true;
+    } else if (s.op == "attn_decode") {
+        const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
+        const double kvh = need(s, s.kv_heads, "kv_heads"), c = need(s, s.context, "context");
+        w.flops = Flops(b * h * 4.0 * d * c);
+        // The KV cache read dominates; a weight-absorbed MLA row has kv_heads 1 and head_dim 576 and
+        // reads the latent once for K and V, which this count takes as two reads (an upper bound).
+        w.bytes = Bytes(b * (2.0 * kvh * c * d + 2.0 * h * d) * e);
+        w.uses_tensor_cores = true;
+    } else if (s.op == "copy") {
+        w.bytes = Bytes(2.0 * need(s, s.bytes, "bytes"));  // read and write
+    } else if (s.op == "rmsnorm") {
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n");
+        w.flops = Flops(4.0 * m * n);
+        w.bytes = Bytes((2.0 * m * n + n) * e);  // read x, write y, read the weight
+    } else if (s.op == "silu_mul") {
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n");  // n = intermediate size
+        w.flops = Flops(6.0 * m * n);
+        w.bytes = Bytes(3.0 * m * n * e);  // read gate and up, write the product
+    } else if (s.op == "rope") {
+        const double m = need(s, s.m, "m"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
+        w.flops = Flops(3.0 * m * h * d);
+        w.bytes = Bytes(2.0 * m * h * d * e + m * d * 4.0);  // in place on q/k; cos/sin tables in fp32
+    } else if (s.op == "residual_add") {
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n");
+        w.flops = Flops(m * n);
+        w.bytes = Bytes(3.0 * m * n * e);
+    } else if (s.op == "fp8_quant") {
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n");
+        w.flops = Flops(3.0 * m * n);
+        w.bytes = Bytes(m * n * 2.0 + m * n * 1.0 + m * (n / 128.0) * 4.0);  // bf16 in, fp8 out, 1x128 fp32 scales
+    } else if (s.op == "moe_gate") {
+        // Router GEMM (m tokens x n experts x k hidden) in the table's dtype.
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n"), k = need(s, s.k, "k");
+        w.flops = Flops(2.0 * m * n * k);
+        w.bytes = Bytes((m * k + n * k) * e + m * n * 4.0);
+        w.uses_tensor_cores = true;
+    } else if (s.op == "moe_topk") {
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n"), k = need(s, s.k, "k");  // n experts, k = top-k
+        w.flops = Flops(m * n * 4.0);
+        w.bytes = Bytes(m * n * e + m * k * 8.0);  // scores in; (index int32, weight fp32) out
+    } else if (s.op == "moe_permute" || s.op == "moe_unpermute") {
+        const double m = need(s, s.m, "m"), n = need(s, s.n, "n"), k = need(s, s.k, "k");  // n hidden, k = top-k
+        w.flops = Flops(s.op == "moe_unpermute" ? 2.0 * m * k * n : 0.0);  // weighted sum on the way back
+        w.bytes = Bytes((m * n + m * k * n) * e + m * k * 8.0);
+    } else {
+        throw std::invalid_argument("unknown operator \"" + s.op + "\"");
+    }
+    return w;
+}
+
+}  // namespace clustersim

@@ -1,0 +1,150 @@
+// FlowNetwork: the flow-level network model. A transfer is a flow on a routed path of directed
+// links; concurrent flows share each link's bandwidth max-min fairly.
+//
+// Rates are recomputed when flows start or end, once per instant however many flows changed, and
+// only for the flows connected to the changed links through shared links (the others keep their
+// rates). Max-min rates come from progressive filling (Bertsekas and Gallager, Data Networks,
+// 2nd ed., section 6.5.2): repeatedly saturate the link with the smallest fair share and freeze
+// the flows crossing it. A flow's last byte arrives when its data has drained at its (changing)
+// rate plus the path's per-hop latencies.
+#pragma once
+
+#include "sim/core/signal.hpp"
+#include "sim/core/simulator.hpp"
+#include "topologies/topology.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <queue>
+#include <string>
+#include <vector>
+
+namespace clustersim {
+
+using FlowId = std::uint32_t;
+
+// What observers learn about each finished flow.
+struct FinishedFlow {
+    FlowId id;
+    int src_gpu;
+    int dst_gpu;
+    Bytes size;
+    Time start;
+    Time end;  // when the last byte arrived, latency included
+    const std::string* label;
+};
+
+class FlowNetwork {
+public:
+    FlowNetwork(Simulator& sim, const Topology& topology);
+    FlowNetwork(const FlowNetwork&) = delete;
+    FlowNetwork& operator=(const FlowNetwork&) = delete;
+
+    // Starts a flow of `size` bytes from GPU `src` to GPU `dst` now, on the route the topology
+    // picks for `flow_key`; `on_done` runs when its last byte has arrived. A flow to itself (or of
+    // zero bytes) completes after the path latency only.
+    FlowId start(int src, int dst, Bytes size, std::function<void()> on_done, std::uint64_t flow_key = 0,
+                 std::string label = {});
+    // As start(), on an explicit path of links.
+    FlowId start_on_path(int src, int dst, std::vector<LinkIndex> path, Bytes size, std::function<void()> on_done,
+                         std::string label = {});
+
+    // Hook: emitted when a flow's last byte arrives.
+    Signal<const FinishedFlow&>& on_flow_finished() { return on_flow_finished_; }
+
+    // Records every change of each link's carried rate, for utilization-over-time outputs.
+    void record_link_timeline(bool on) { record_timeline_ = on; }
+
+    std::size_t active_flows() const { return active_count_; }
+    std::uint64_t flows_started() const { return flows_started_; }
+    std::uint64_t rate_recomputations() const { return recomputations_; }
+    const Topology& topology() const { return topology_; }
+    Simulator& simulator() const { return sim_; }
+
+    // Bytes that crossed `link` so far (accounted up to the last rate change).
+    Bytes link_bytes(LinkIndex link) const { return Bytes(links_[link].bytes_carried); }
+    // The current total rate on `link`.
+    Bandwidth link_rate(LinkIndex link) const { return Bandwidth(links_[link].rate); }
+    // Change points (time, carried rate in bytes/s) of a link, when recording is on.
+    const std::vector<std::pair<Time, double>>& link_timeline(LinkIndex link) const { return links_[link].timeline; }
+    // The rate a flow currently gets (0 once finished).
+    Bandwidth flow_rate(FlowId id) const { return Bandwidth(flows_[id].rate); }
+
+private:
+    struct Flow {
+        std::vector<LinkIndex> path;
+        double remaining = 0;  // bytes not yet sent, as of `updated`
+        double rate = 0;       // bytes/s
+        Time updated;
+        Time start;
+        std::int64_t finish_ps = 0;  // projected end of sending at the current rate
+        std::uint32_t version = 0;   // bumps on every rate change; stale heap entries are skipped
+        std::uint32_t scheduled_version = 0;  // the version whose projected end is in the queue
+        Time latency;
+        int src = 0;
+        int dst = 0;
+        double size = 0;
+        bool active = false;
+        bool frozen = false;         // scratch for progressive filling
+        std::uint32_t visit = 0;     // scratch: last component search that reached this flow
+        std::function<void()> on_done;
+        std::string label;
+    };
+    struct LinkState {
+        std::vector<FlowId> flows;  // active flows crossing the link
+        double capacity = 0;        // achievable bytes/s
+        double rate = 0;            // sum of the rates of its flows
+        Time rate_since;            // when `rate` took effect
+        double bytes_carried = 0;
+        bool dirty = false;
+        std::uint32_t visit = 0;  // scratch: last component search that reached this link
+        double remaining_capacity = 0;  // scratch for progressive filling
+        std::uint32_t unfrozen = 0;     // scratch for progressive filling
+        std::vector<std::pair<Time, double>> timeline;
+    };
+    struct FinishEntry {
+        std::int64_t finish_ps;
+        FlowId id;
+        std::uint32_t version;
+        bool operator>(const FinishEntry& o) const {
+            return finish_ps > o.finish_ps || (finish_ps == o.finish_ps && id > o.id);
+        }
+    };
+
+    void mark_dirty(LinkIndex link);
+    void request_recompute();
+    void recompute();
+    void account_link(LinkState& link, Time until);
+    void settle(Flow& flow);
+    void schedule_next_finish();
+    void on_finish_event();
+    void finish(FlowId id);
+
+    Simulator& sim_;
+    const Topology& topology_;
+    std::vector<Flow> flows_;
+    std::vector<FlowId> free_flows_;
+    std::vector<LinkState> links_;
+    std::vector<LinkIndex> dirty_links_;
+    std::priority_queue<FinishEntry, std::vector<FinishEntry>, std::greater<>> finishes_;
+    EventId finish_event_;
+    std::int64_t finish_event_ps_ = 0;
+    bool recompute_pending_ = false;
+    bool record_timeline_ = false;
+    std::uint32_t visit_epoch_ = 0;
+    std::size_t active_count_ = 0;
+    std::uint64_t flows_started_ = 0;
+    std::uint64_t recomputations_ = 0;
+    Signal<const FinishedFlow&> on_flow_finished_;
+    // Scratch buffers reused by recompute().
+    std::vector<FlowId> component_flows_;
+    std::vector<LinkIndex> component_links_;
+    struct FairShare {
+        double share;
+        LinkIndex link;
+        bool operator>(const FairShare& o) const { return share > o.share || (share == o.share && link > o.link); }
+    };
+    std::vector<FairShare> share_heap_;
+};
+
+}  // namespace clustersim

@@ -1,0 +1,202 @@
+// Tests of KernelCostModel on the synthetic "synth" GPU: exact points, interpolation, extrapolation,
+// roofline fallback, derived profiles, leave-one-out and the query command.
+#include "kernels/kernel_cost_model.hpp"
+#include "sim/input/diagnostics.hpp"
+#include "tests/kernels/test_paths.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace clustersim {
+namespace {
+
+KernelShape gemm(std::int64_t m, std::int64_t n, std::int64_t k, const char* dtype = "bf16") {
+    KernelShape s;
+    s.op = "gemm";
+    s.dtype = dtype;
+    s.m = m;
+    s.n = n;
+    s.k = k;
+    return s;
+}
+
+KernelShape copy_of(std::int64_t bytes) {
+    KernelShape s;
+    s.op = "copy";
+    s.bytes = bytes;
+    return s;
+}
+
+KernelCostModel synth_model() { return KernelCostModel(load_gpu_profile(test::kernel_fixtures(), "synth")); }
+
+}  // namespace
+
+TEST_CASE("the cost model is exact at a measured point", "[kernels]") {
+    const auto model = synth_model();
+    const KernelPrediction p = model.predict(gemm(256, 4096, 4096));
+    CHECK(p.time.us() == Approx(30.0));
+    CHECK(p.provenance == Provenance::measured);
+    CHECK(p.basis.find("gemm.csv") != std::string::npos);
+}
+
+TEST_CASE("the cost model interpolates monotonically between measured token counts", "[kernels]") {
+    const auto model = synth_model();
+    double previous = 0.0;
+    for (std::int64_t m = 16; m <= 256; m += 8) {
+        const KernelPrediction p = model.predict(gemm(m, 4096, 4096));
+        CHECK(p.time.us() >= previous);
+        CHECK(p.time.us() >= 26.0 - 1e-9);
+        CHECK(p.time.us() <= 30.0 + 1e-9);
+        if (m != 16 && m != 256) CHECK(p.provenance == Provenance::interpolated);
+        previous = p.time.us();
+    }
+    // m = 4 is halfway in log space between m = 1 (25 us) and m = 16 (26 us): the geometric mean.
+    CHECK(model.predict(gemm(4, 4096, 4096)).time.us() == Approx(std::sqrt(25.0 * 26.0)).epsilon(1e-6));
+}
+
+TEST_CASE("a shape between measured weight shapes is interpolated by borrowing utilization", "[kernels]") {
+    const auto model = synth_model();
+    const KernelPrediction p = model.predict(gemm(256, 6144, 4096));
+    CHECK(p.provenance == Provenance::interpolated);
+    CHECK(p.time.us() > 30.0);
+    CHECK(p.time.us() < 50.0);
+}
+
+TEST_CASE("extrapolation never beats the roofline", "[kernels]") {
+    const auto model = synth_model();
+    const KernelShape shapes[] = {gemm(16384, 4096, 4096), gemm(65536, 8192, 4096), gemm(1024, 32768, 16384),
+                                  gemm(8192, 65536, 512), copy_of(10'000'000'000), copy_of(1000)};
+    for (const KernelShape& s : shapes) {
+        const KernelPrediction p = model.predict(s);
+        INFO(shape_to_csv(s));
+        CHECK(p.provenance == Provenance::extrapolated);
+        CHECK(p.time >= roofline_time(s, model.profile().spec, false));
+        CHECK(p.time == std::max(p.time, p.roofline_bound));
+    }
+    // Past the grid a GEMM keeps the utilization of its last measured point: 4x the tokens, ~4x the time.
+    CHECK(model.predict(gemm(16384, 4096, 4096)).time.us() == Approx(4.0 * 180.0).epsilon(0.01));
+    // Below the grid a small copy approaches a latency floor rather than shrinking with its bytes.
+    CHECK(model.predict(copy_of(1000)).time.us() <= 10.0);
+    CHECK(model.predict(copy_of(1000)).time.us() >= 10.0 * 0.001);
+}
+
+TEST_CASE("an operator without a table is a pure roofline with the spec's efficiencies", "[kernels]") {
+    const auto model = synth_model();
+    KernelShape s;
+    s.op = "rmsnorm";
+    s.dtype = "bf16";
+    s.m = 1024;
+    s.n = 4096;
+    const KernelPrediction p = model.predict(s);
+    CHECK(p.provenance == Provenance::roofline);
+    // (2 * 1024 * 4096 + 4096) bf16 elements at 2000 GB/s * 0.9.
+    const double expected_us = (2.0 * 1024 * 4096 + 4096) * 2.0 / (2000e9 * 0.9) * 1e6;
+    CHECK(p.time.us() == Approx(expected_us).epsilon(1e-6));
+    CHECK(p.time == roofline_time(s, model.profile().spec, true));
+}
+
+TEST_CASE("a published table answers exactly with provenance published", "[kernels]") {
+    const auto model = synth_model();
+    const KernelPrediction p = model.predict(gemm(4096, 4096, 4096, "fp8"));
+    CHECK(p.provenance == Provenance::published);
+    CHECK(p.time.us() == Approx(100.0));
+    CHECK(model.predict(gemm(2048, 4096, 4096, "fp8")).provenance == Provenance::extrapolated);
+}
+
+TEST_CASE("a GPU without tables is derived from its source by datasheet ratios", "[kernels]") {
+    const GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth-derived");
+    CHECK(profile.derived_from == "synth");
+    const KernelCostModel model(profile);
+    // m = 4096 is compute-bound on synth: scaled by the FLOP-rate ratio 1000 / 2000.
+    const KernelPrediction big = model.predict(gemm(4096, 4096, 4096));
+    CHECK(big.provenance == Provenance::derived);
+    CHECK(big.time.us() == Approx(180.0 / 2.0));
+    // m = 1 is memory-bound on synth: scaled by the bandwidth ratio 2000 / 3000.
+    CHECK(model.predict(gemm(1, 4096, 4096)).time.us() == Approx(25.0 / 1.5));
+    CHECK(model.predict(copy_of(100'000'000)).time.us() == Approx(120.0 / 1.5));
+    // Interpolated answers from derived tables stay marked derived.
+    CHECK(model.predict(gemm(64, 4096, 4096)).provenance == Provenance::derived);
+}
+
+TEST_CASE("leave-one-out predicts each measured row from the others", "[kernels]") {
+    const GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth");
+    const auto rows = leave_one_out(profile);
+    CHECK(rows.size() == 7 + 2 + 1);  // gemm bf16, copy, published gemm fp8
+    bool seen = false;
+    for (const auto& r : rows) {
+        CHECK(r.relative_error == Approx((r.predicted_us - r.measured_us) / r.measured_us));
+        CHECK(r.provenance != Provenance::measured);
+        if (r.shape.same_shape(gemm(16, 4096, 4096))) {
+            seen = true;
+            // From m = 1 (25 us) and m = 256 (30 us): halfway in log m is the geometric mean.
+            CHECK(r.predicted_us == Approx(std::sqrt(25.0 * 30.0)).epsilon(1e-6));
+        }
+    }
+    CHECK(seen);
+    const auto summary = summarize_leave_one_out(rows);
+    REQUIRE(summary.size() == 2);
+    CHECK(summary[0].op == "copy");
+    CHECK(summary[1].op == "gemm");
+    CHECK(summary[1].count == 8);
+    CHECK(summary[1].p90_abs_error >= summary[1].median_abs_error);
+}
+
+TEST_CASE("the kernels query writes every input row with its time and provenance", "[kernels]") {
+    const auto out = std::filesystem::temp_directory_path() / "clustersim_kernels_query_test.csv";
+    std::filesystem::remove(out);
+    run_kernels_query("synth", test::kernel_fixtures() + "/queries.csv", out.string(), test::kernel_fixtures());
+    std::ifstream in(out);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string s = text.str();
+    CHECK(s.rfind("op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us,provenance\n", 0) == 0);
+    CHECK(s.find("gemm,bf16,256,4096,4096,,,,,,,,,30,measured\n") != std::string::npos);
+    CHECK(s.find(",interpolated\n") != std::string::npos);
+    CHECK(s.find(",extrapolated\n") != std::string::npos);
+    CHECK(s.find("rmsnorm,bf16,1024,4096,,,,,,,,,,") != std::string::npos);
+    CHECK(s.find(",roofline\n") != std::string::npos);
+    std::filesystem::remove(out);
+}
+
+TEST_CASE("a malformed query file writes nothing", "[kernels]") {
+    const auto out = std::filesystem::temp_directory_path() / "clustersim_kernels_query_bad.csv";
+    std::filesystem::remove(out);
+    CHECK_THROWS_AS(run_kernels_query("synth", test::kernel_fixtures() + "/bad/unknown_op.csv", out.string(),
+                                      test::kernel_fixtures()),
+                    InputError);
+    CHECK_FALSE(std::filesystem::exists(out));
+}
+
+TEST_CASE("a copy is looked up whatever dtype the query gives it", "[kernels]") {
+    const auto model = synth_model();
+    KernelShape s = copy_of(100'000'000);
+    s.dtype = "bf16";
+    const KernelPrediction p = model.predict(s);
+    CHECK(p.provenance == Provenance::measured);
+    CHECK(p.time.us() == Approx(120.0));
+}
+
+TEST_CASE("the committed GPUs load, answering by roofline until their tables are measured", "[kernels]") {
+    for (const char* gpu : {"h100-sxm", "h800-sxm", "h200-sxm", "b200", "gb200"}) {
+        INFO(gpu);
+        const KernelCostModel model(load_gpu_profile(test::real_kernels_dir(), gpu));
+        const KernelShape s = gemm(4096, 7168, 2048);
+        const KernelPrediction p = model.predict(s);
+        if (model.profile().tables.empty()) CHECK(p.provenance == Provenance::roofline);
+        CHECK(p.time >= p.roofline_bound);
+    }
+}
+
+TEST_CASE("an unknown GPU name is an error that suggests the closest", "[kernels]") {
+    try {
+        load_gpu_profile(test::kernel_fixtures(), "synt");
+        FAIL("expected an InputError");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("did you mean \"synth\"") != std::string::npos);
+    }
+}
+
+}  // namespace clustersim

@@ -1,0 +1,227 @@
+// Operator graphs of layers and stages: FLOPs against closed forms, MLA forms, backward splits,
+// communication points and FP8 quantization.
+#include "models/model_loader.hpp"
+#include "models/operator_graph.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+
+using namespace clustersim;
+
+namespace {
+
+bool is_matmul(const Operator& op) {
+    return op.kind == OpKind::gemm || op.kind == OpKind::grouped_gemm || op.kind == OpKind::moe_gate ||
+           op.kind == OpKind::lm_head;
+}
+double matmul_flops(const std::vector<Operator>& ops) {
+    double f = 0;
+    for (const auto& op : ops)
+        if (is_matmul(op)) f += op.flops.flops();
+    return f;
+}
+const Operator& find(const std::vector<Operator>& ops, const std::string& name) {
+    auto it = std::find_if(ops.begin(), ops.end(), [&](const Operator& o) { return o.name == name; });
+    if (it == ops.end()) FAIL("no operator named " << name);
+    return *it;
+}
+int count(const std::vector<Operator>& ops, CommKind k) {
+    return static_cast<int>(std::count_if(ops.begin(), ops.end(), [&](const Operator& o) { return o.comm == k; }));
+}
+OperatorGraphOptions prefill(std::int64_t sequences, std::int64_t seq) {
+    OperatorGraphOptions o;
+    o.phase = Phase::prefill;
+    o.batch.sequences = sequences;
+    o.batch.seq = seq;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("a DeepSeek-V3 MoE layer's GEMM FLOPs are 2 x tokens x its active matmul weights") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    const auto ops = layer_operators(m, 10, prefill(2, 1024));
+    const double T = 2048, h = 7168, H = 128;
+    const double attention = h * 1536 + 1536 * H * 192 + h * 576 + 512 * H * 256 + H * 128 * h;
+    const double moe = h * 256 + (1 + 8) * 3 * h * 2048;  // router + shared + top-8 routed
+    CHECK(matmul_flops(ops) == Approx(2 * T * (attention + moe)));
+    // Causal MLA attention in naive form: 2 x heads x (192 + 128) x s(s+1)/2 per sequence.
+    const Operator& attn = find(ops, "L10.attn.mla_prefill");
+    CHECK(attn.kind == OpKind::attn_prefill);
+    CHECK(attn.head_dim == 192);
+    CHECK(attn.flops.flops() == Approx(2 * 2 * H * 320 * 1024 * 1025 / 2.0));
+    const Operator& experts = find(ops, "L10.moe.experts.gate_up_proj");
+    CHECK(experts.kind == OpKind::grouped_gemm);
+    CHECK(experts.groups == 256);
+    CHECK(experts.m == 64);  // 2048 tokens x 8 / 256 experts under uniform routing
+    CHECK(experts.n == 4096);
+    CHECK(experts.k == 7168);
+}
+
+TEST_CASE("a dense Llama layer's operator FLOPs match the closed form including attention") {
+    const ModelSpec m = load_model_or_throw("llama3-70b");
+    const auto ops = layer_operators(m, 0, prefill(1, 4096));
+    const double T = 4096, h = 8192;
+    const double weights = h * 8192 + 2 * h * 1024 + 8192 * h + 3 * h * 28672;
+    CHECK(matmul_flops(ops) == Approx(2 * T * weights));
+    const FlopsPerToken f = flops_per_token(m, 4096);
+    // One layer's share of the model's attention FLOPs per token, times the tokens.
+    CHECK(find(ops, "L0.attn.attention").flops.flops() == Approx(f.attention_forward.flops() / 80 * T));
+}
+
+TEST_CASE("decode uses weight-absorbed MLA over the 576-wide latent with the same projection FLOPs") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o;
+    o.phase = Phase::decode;
+    o.batch.kv_lengths = {100, 300, 999, 4095};
+    const auto dec = layer_operators(m, 10, o);
+    const Operator& attn = find(dec, "L10.attn.mla_decode");
+    CHECK(attn.kind == OpKind::attn_decode);
+    CHECK(attn.kv_heads == 1);
+    CHECK(attn.head_dim == 576);
+    CHECK(attn.batch == 4);
+    CHECK(attn.context == 1375);  // mean of 101, 301, 1000, 4096
+    CHECK(attn.flops.flops() == Approx(2.0 * 128 * (576 + 512) * (101 + 301 + 1000 + 4096)));
+    // Absorption moves W_UK and W_UV around attention but multiplies as many weights per token.
+    const auto pre = layer_operators(m, 10, prefill(4, 1));
+    CHECK(matmul_flops(dec) == Approx(matmul_flops(pre)));
+}
+
+TEST_CASE("prefill with a cached prefix attends to the prefix and re-expands its latents in naive MLA") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o = prefill(1, 512);
+    o.batch.cached_prefix = 1536;
+    const auto ops = layer_operators(m, 10, o);
+    const Operator& attn = find(ops, "L10.attn.mla_prefill");
+    CHECK(attn.context == 1536);
+    CHECK(attn.flops.flops() == Approx(2.0 * 128 * 320 * (512.0 * 1536 + 512.0 * 513 / 2)));
+    CHECK(find(ops, "L10.attn.kv_b_proj").m == 2048);
+}
+
+TEST_CASE("Llama 4 chunked layers attend within chunks and global layers skip RoPE") {
+    const ModelSpec m = load_model_or_throw("llama4-scout");
+    const auto chunked = layer_operators(m, 0, prefill(1, 16384));
+    const auto global = layer_operators(m, 3, prefill(1, 16384));
+    const double per_pair = 2.0 * 40 * 256;
+    CHECK(find(chunked, "L0.attn.attention").flops.flops() == Approx(per_pair * 2 * (8192.0 * 8193 / 2)));
+    CHECK(find(global, "L3.attn.attention").flops.flops() == Approx(per_pair * 16384.0 * 16385 / 2));
+    auto has_rope = [](const std::vector<Operator>& ops) {
+        return std::any_of(ops.begin(), ops.end(), [](const Operator& op) { return op.kind == OpKind::rope; });
+    };
+    CHECK(has_rope(chunked));
+    CHECK_FALSE(has_rope(global));
+}
+
+TEST_CASE("backward input and weight gradients each repeat the forward GEMM FLOPs") {
+    const ModelSpec m = load_model_or_throw("qwen3-30b-a3b");
+    OperatorGraphOptions o;
+    o.batch.sequences = 1;
+    o.batch.seq = 4096;
+    o.phase = Phase::train_forward;
+    const double fwd = matmul_flops(stage_operators(m, o));
+    o.phase = Phase::train_backward_input;
+    const auto b = stage_operators(m, o);
+    o.phase = Phase::train_backward_weight;
+    const auto w = stage_operators(m, o);
+    CHECK(matmul_flops(b) == Approx(fwd));
+    CHECK(matmul_flops(w) == Approx(fwd));
+    // W holds only weight gradients; B runs in reverse order, starting from the LM head.
+    CHECK(std::all_of(w.begin(), w.end(), [](const Operator& op) { return op.kind != OpKind::attn_prefill; }));
+    CHECK(b.front().name == "lm_head.dgrad");
+    const Operator& wgrad = find(w, "L0.attn.qkv_proj.wgrad");
+    CHECK(wgrad.k == 4096);  // the token dimension is the reduction
+}
+
+TEST_CASE("tensor parallelism marks all-reduces in serving and all-gather/reduce-scatter with sequence parallelism") {
+    const ModelSpec m = load_model_or_throw("llama3-70b");
+    OperatorGraphOptions o = prefill(1, 1000);
+    o.layout.tp = 8;
+    const auto serve = layer_operators(m, 5, o);
+    CHECK(count(serve, CommKind::tp_all_reduce) == 2);
+    CHECK(find(serve, "L5.attn.out.tp_all_reduce").comm_bytes.bytes() == 1000.0 * 8192 * 2);
+    CHECK(find(serve, "L5.attn.qkv_proj").n == (64 / 8 + 2 * 1) * 128);
+    o.phase = Phase::train_forward;
+    const auto fwd = layer_operators(m, 5, o);
+    CHECK(count(fwd, CommKind::tp_all_gather) == 2);
+    CHECK(count(fwd, CommKind::tp_reduce_scatter) == 2);
+    o.phase = Phase::train_backward_input;
+    const auto bwd = layer_operators(m, 5, o);
+    CHECK(count(bwd, CommKind::tp_all_gather) == 2);
+    CHECK(count(bwd, CommKind::tp_reduce_scatter) == 2);
+    o.layout.sequence_parallel = false;
+    const auto bwd_no_sp = layer_operators(m, 5, o);
+    CHECK(count(bwd_no_sp, CommKind::tp_all_reduce) == 2);  // Megatron's f: input gradients
+}
+
+TEST_CASE("expert parallelism marks dispatch and combine with FP8 and BF16 payloads") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o = prefill(4, 1024);
+    o.layout.ep = 32;
+    o.precision = Precision::fp8;
+    const auto ops = layer_operators(m, 10, o);
+    const double routed = 4096.0 * 8;
+    CHECK(find(ops, "L10.moe.ep_dispatch").comm_bytes.bytes() == Approx(routed * 7168 * (1 + 4.0 / 128)));
+    CHECK(find(ops, "L10.moe.ep_combine").comm_bytes.bytes() == Approx(routed * 7168 * 2));
+    const Operator& experts = find(ops, "L10.moe.experts.down_proj");
+    CHECK(experts.groups == 8);
+    CHECK(experts.dtype == DType::fp8);
+    CHECK(experts.m == 4096);  // 32,768 routed copies over 8 local experts
+    // FP8 GEMMs read quantized activations: a quantize operator precedes each of them.
+    CHECK(find(ops, "L10.attn.o_proj.quantize").kind == OpKind::quantize_fp8);
+    // Routed tokens are quantized once, before the dispatch, not again before the expert GEMM.
+    CHECK(find(ops, "L10.moe.dispatch.quantize").m == 4096);
+    CHECK(std::none_of(ops.begin(), ops.end(),
+                       [](const Operator& op) { return op.name == "L10.moe.experts.gate_up_proj.quantize"; }));
+    CHECK(find(ops, "L10.moe.gate").dtype == DType::bf16);  // the router stays in higher precision
+}
+
+TEST_CASE("a pipeline stage holds the embedding first, the LM head last and the MTP module when asked") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o = prefill(2, 512);
+    o.layout.last_layer = 2;
+    const auto first = stage_operators(m, o);
+    CHECK(first.front().kind == OpKind::embedding);
+    CHECK(std::none_of(first.begin(), first.end(), [](const Operator& op) { return op.kind == OpKind::lm_head; }));
+    o.layout.first_layer = 59;
+    o.layout.last_layer = -1;
+    o.layout.include_mtp = true;
+    const auto last = stage_operators(m, o);
+    CHECK(find(last, "lm_head").m == 2);  // prefill computes logits of each sequence's last token
+    CHECK(find(last, "MTP0.eh_proj").k == 2 * 7168);
+    CHECK(find(last, "MTP0.moe.experts.gate_up_proj").layer == 61);
+    CHECK_THROWS(layer_operators(m, 10, o));  // outside the stage
+}
+
+TEST_CASE("attention data parallelism keeps whole heads per rank and gathers tokens for the dense FFN") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o;
+    o.phase = Phase::decode;
+    o.batch.kv_lengths = std::vector<std::int64_t>(16, 2048);
+    o.layout.tp = 8;
+    o.layout.attn_dp = 8;
+    const auto dense = layer_operators(m, 0, o);
+    CHECK(find(dense, "L0.attn.q_b_proj").n == 128 * 192);
+    CHECK(count(dense, CommKind::tp_all_reduce) == 0);
+    CHECK(find(dense, "L0.mlp.dp_all_gather").comm == CommKind::tp_all_gather);
+    CHECK(find(dense, "L0.mlp.gate_up_proj").m == 16 * 8);
+    CHECK(find(dense, "L0.mlp.gate_up_proj").n == 2 * 18432 / 8);
+}
+
+TEST_CASE("operators carry the kernel cost model's shape fields and operator names") {
+    const ModelSpec m = load_model_or_throw("qwen3-30b-a3b");
+    OperatorGraphOptions o = prefill(1, 256);
+    o.precision = Precision::fp8;
+    const auto ops = layer_operators(m, 0, o);
+    const Operator& rope = find(ops, "L0.attn.rope");
+    CHECK(rope.heads == 32 + 4);
+    CHECK(rope.head_dim == 128);
+    const Operator& permute = find(ops, "L0.moe.permute");
+    CHECK(permute.m == 256);
+    CHECK(permute.n == 2048);
+    CHECK(permute.k == 8);
+    CHECK(kernel_op(find(ops, "L0.attn.qkv_proj.quantize")) == "fp8_quant");
+    CHECK(kernel_op(find(ops, "L0.moe.experts.down_proj")) == "grouped_gemm");
+    CHECK(find(ops, "L0.moe.topk").dtype == DType::fp32);
+}
