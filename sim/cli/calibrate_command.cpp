@@ -1,0 +1,11 @@
+// `clustersim calibrate`: placeholder until the command is written.
+#include "command.hpp"
+
+namespace clustersim {
+
+Command add_calibrate_command(CLI::App& app) {
+    CLI::App* cmd = app.add_subcommand("calibrate", "(not implemented yet)");
+    return {cmd, [] { return 2; }};
+}
+
+}  // namespace clustersim

@@ -1,0 +1,26 @@
+// The shape every clustersim subcommand has: it adds itself to the CLI11 app and runs when chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+
+namespace clustersim {
+
+// A subcommand registers its options on `app` and returns the action to run when it was parsed.
+// The action returns the exit status; it throws InputError for user errors (exit 2) and anything
+// else for internal errors (exit 1), which main() turns into messages.
+using CommandAction = std::function<int()>;
+struct Command {
+    CLI::App* app;
+    CommandAction action;
+};
+
+Command add_run_command(CLI::App& app);
+Command add_model_command(CLI::App& app);
+Command add_kernels_command(CLI::App& app);
+Command add_layer_command(CLI::App& app);
+Command add_calibrate_command(CLI::App& app);
+
+}  // namespace clustersim
