@@ -1,0 +1,169 @@
+// The query commands end to end: the built clustersim binary run as a subprocess, its exit status and
+// what it prints.
+#include "models/model_loader.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+using namespace clustersim;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr together
+};
+
+// Runs `clustersim ARGS` through the shell and captures what it prints.
+CommandResult run_clustersim(const std::string& args) {
+    const std::string command = fmt::format("'{}' {} 2>&1", CLUSTERSIM_BINARY, args);
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) throw std::runtime_error("cannot run " + command);
+    CommandResult r;
+    std::array<char, 4096> buffer{};
+    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe)) r.output += buffer.data();
+    const int status = ::pclose(pipe);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+std::string source_path(const std::string& relative) { return std::string(CLUSTERSIM_SOURCE_DIR) + "/" + relative; }
+
+// A fresh folder under the system's temporary directory, removed when the test ends.
+struct ScratchDir {
+    fs::path path;
+    explicit ScratchDir(const std::string& name)
+        : path(fs::temp_directory_path() / fmt::format("clustersim-{}-{}", name, ::getpid())) {
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~ScratchDir() {
+        std::error_code ignored;
+        fs::remove_all(path, ignored);
+    }
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+};
+
+// A kernels folder holding only the synthetic GPU's spec: a profile with no calibration tables.
+void make_kernels_dir_without_tables(const fs::path& dir) {
+    fs::create_directories(dir / "gpus");
+    fs::copy_file(source_path("tests/kernels/fixtures/gpus/synth.yaml"), dir / "gpus" / "synth.yaml");
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("clustersim model deepseek-v3 prints about 671B parameters and exits 0") {
+    const CommandResult r = run_clustersim("model deepseek-v3");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "671."));  // DeepSeek-V3's published 671B total
+    const double total = parameter_counts(load_model_or_throw("deepseek-v3")).total;
+    CHECK(contains(r.output, fmt::format("{:.2f}B", total * 1e-9)));
+}
+
+TEST_CASE("clustersim model --json prints JSON") {
+    const CommandResult r = run_clustersim("model llama3-8b --json");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.front() == '{');
+    CHECK(contains(r.output, "\"llama3-8b\""));
+}
+
+TEST_CASE("an unknown model name exits 2 with a message naming it and a suggestion") {
+    const CommandResult r = run_clustersim("model deepseek-v4");
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "error:"));
+    CHECK(contains(r.output, "deepseek-v4"));
+    CHECK(contains(r.output, "did you mean \"deepseek-v3\""));
+}
+
+TEST_CASE("a kernels CSV with a malformed row exits 2 naming the line, and writes nothing") {
+    ScratchDir scratch("kernels-bad");
+    const fs::path out = scratch.path / "pred.csv";
+    const CommandResult r = run_clustersim(fmt::format("kernels --gpu h100-sxm --in '{}' --out '{}'",
+                                                   source_path("tests/commands/fixtures/malformed_shapes.csv"),
+                                                   out.string()));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "malformed_shapes.csv:3"));
+    CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("clustersim kernels without tables writes roofline predictions and says so") {
+    ScratchDir scratch("kernels-roofline");
+    make_kernels_dir_without_tables(scratch.path / "kernels");
+    const fs::path out = scratch.path / "pred.csv";
+    const CommandResult r = run_clustersim(fmt::format("kernels --gpu synth --kernels-dir '{}' --in '{}' --out '{}'",
+                                                   (scratch.path / "kernels").string(),
+                                                   source_path("tests/commands/fixtures/shapes.csv"), out.string()));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "4 shapes predicted"));
+    CHECK(contains(r.output, "provenance roofline"));
+    CHECK(contains(r.output, "100.0% of the predicted time"));
+    CHECK(contains(r.output, "no calibration tables"));
+    std::ifstream in(out);
+    std::string header;
+    std::getline(in, header);
+    CHECK(header == "op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us,provenance");
+}
+
+TEST_CASE("clustersim layer prints a per-operator breakdown with provenance and excluded communication") {
+    const CommandResult r =
+        run_clustersim("layer --model deepseek-v3 --gpu h100-sxm --phase decode --batch 32 --context 2048 --ep 8");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "L3.attn.mla_decode"));
+    CHECK(contains(r.output, "compute time:"));
+    CHECK(contains(r.output, "provenance of the compute time:"));
+    CHECK(contains(r.output, "L3.moe.ep_dispatch"));
+    CHECK(contains(r.output, "excluded"));
+}
+
+TEST_CASE("clustersim layer rejects a decode without --context and a TP that does not divide the heads") {
+    const CommandResult no_context = run_clustersim("layer --model llama3-8b --gpu h100-sxm --phase decode --batch 4");
+    INFO(no_context.output);
+    CHECK(no_context.exit_code == 2);
+    CHECK(contains(no_context.output, "--context"));
+    const CommandResult bad_tp =
+        run_clustersim("layer --model llama3-8b --gpu h100-sxm --phase prefill --seq 128 --tp 3");
+    INFO(bad_tp.output);
+    CHECK(bad_tp.exit_code == 2);
+    CHECK(contains(bad_tp.output, "must divide the 32 heads"));
+}
+
+TEST_CASE("clustersim calibrate without tables says so and exits 0") {
+    ScratchDir scratch("calibrate-empty");
+    make_kernels_dir_without_tables(scratch.path / "kernels");
+    const CommandResult r =
+        run_clustersim(fmt::format("calibrate --gpu synth --kernels-dir '{}'", (scratch.path / "kernels").string()));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "no calibration tables for synth"));
+}
+
+TEST_CASE("clustersim calibrate reports leave-one-out error per op when tables exist") {
+    const CommandResult r =
+        run_clustersim(fmt::format("calibrate --gpu synth --kernels-dir '{}'", source_path("tests/kernels/fixtures")));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "leave-one-out"));
+    CHECK(contains(r.output, "gemm"));
+    CHECK(contains(r.output, "median"));
+}

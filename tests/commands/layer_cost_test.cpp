@@ -1,0 +1,219 @@
+// The layer cost library: operator graphs priced by the kernel cost model, totals, provenance shares
+// and the communication operators it lists but leaves to the network model.
+#include "kernels/kernel_cost_model.hpp"
+#include "models/model_loader.hpp"
+#include "sim/execution/layer_cost.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+
+using namespace clustersim;
+
+namespace {
+
+std::string source_dir() { return CLUSTERSIM_SOURCE_DIR; }
+
+// The real H100 spec with no tables: every answer is the roofline, whatever is committed under
+// kernels/calibration, so these tests do not change when measurements arrive.
+KernelCostModel h100_roofline() {
+    return KernelCostModel(
+        load_gpu_profile(load_gpu_spec(source_dir() + "/kernels/gpus/h100-sxm.yaml"), "/nonexistent/calibration"));
+}
+
+// The synthetic GPU of the kernel tests: made-up gemm and copy tables (tests/kernels/fixtures/README.md).
+KernelCostModel synth() { return KernelCostModel(load_gpu_profile(source_dir() + "/tests/kernels/fixtures", "synth")); }
+
+OperatorGraphOptions decode(std::int64_t requests, std::int64_t context) {
+    OperatorGraphOptions o;
+    o.phase = Phase::decode;
+    o.batch.kv_lengths.assign(static_cast<std::size_t>(requests), context);
+    return o;
+}
+
+OperatorGraphOptions prefill(std::int64_t sequences, std::int64_t seq) {
+    OperatorGraphOptions o;
+    o.phase = Phase::prefill;
+    o.batch.sequences = sequences;
+    o.batch.seq = seq;
+    return o;
+}
+
+const OperatorCost& find(const LayerCost& cost, const std::string& name) {
+    auto it = std::find_if(cost.operators.begin(), cost.operators.end(),
+                           [&](const OperatorCost& c) { return c.op.name == name; });
+    if (it == cost.operators.end()) FAIL("no operator named " << name);
+    return *it;
+}
+
+Time priced_sum(const LayerCost& cost) {
+    Time t;
+    for (const auto& c : cost.operators)
+        if (c.priced) t += c.prediction.time;
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("the representative layer of an MoE model is its first MoE layer, of a dense model layer 0") {
+    const ModelSpec v3 = load_model_or_throw("deepseek-v3");
+    const int l = representative_layer(v3);
+    CHECK(l == v3.moe.first_dense_layers);
+    CHECK(v3.is_moe_layer(l));
+    CHECK_FALSE(v3.is_moe_layer(l - 1));
+    CHECK(representative_layer(load_model_or_throw("llama3-8b")) == 0);
+}
+
+TEST_CASE("a decode layer takes longer over a longer context") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    const KernelCostModel gpu = h100_roofline();
+    const int layer = representative_layer(m);
+    const LayerCost short_context = predict_layer_cost(m, layer, decode(32, 1024), gpu);
+    const LayerCost long_context = predict_layer_cost(m, layer, decode(32, 8192), gpu);
+    CHECK(long_context.compute_time > short_context.compute_time);
+    CHECK(find(long_context, "L3.attn.mla_decode").prediction.time >
+          find(short_context, "L3.attn.mla_decode").prediction.time);
+    // Only attention reads the cache: the expert GEMMs do not care how long the context is.
+    CHECK(find(long_context, "L3.moe.experts.gate_up_proj").prediction.time ==
+          find(short_context, "L3.moe.experts.gate_up_proj").prediction.time);
+}
+
+TEST_CASE("an FP8 layer's GEMMs are faster than BF16 under the roofline") {
+    const ModelSpec m = load_model_or_throw("llama3-70b");
+    const KernelCostModel gpu = h100_roofline();
+    OperatorGraphOptions bf16 = prefill(1, 8192);
+    OperatorGraphOptions fp8 = bf16;
+    fp8.precision = Precision::fp8;
+    const LayerCost b = predict_layer_cost(m, 0, bf16, gpu);
+    const LayerCost f = predict_layer_cost(m, 0, fp8, gpu);
+    for (const char* gemm : {"L0.attn.qkv_proj", "L0.mlp.gate_up_proj", "L0.mlp.down_proj", "L0.attn.o_proj"}) {
+        INFO(gemm);
+        CHECK(find(f, gemm).op.dtype == DType::fp8);
+        CHECK(find(f, gemm).prediction.time < find(b, gemm).prediction.time);
+    }
+    // The quantize operators FP8 adds cost less than what the GEMMs save at this size.
+    CHECK(f.compute_time < b.compute_time);
+    CHECK(find(f, "L0.mlp.gate_up_proj.quantize").priced);
+}
+
+TEST_CASE("without calibration tables every operator rests on the roofline") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    const LayerCost cost = predict_layer_cost(m, 3, decode(8, 2048), h100_roofline());
+    REQUIRE(cost.provenance.size() == 1);
+    CHECK(cost.provenance.front().provenance == Provenance::roofline);
+    CHECK(cost.provenance.front().share == Approx(1.0));
+    for (const auto& c : cost.operators)
+        if (c.priced) CHECK(c.prediction.time >= c.prediction.roofline_bound);
+}
+
+TEST_CASE("provenance shares add to one and to the layer's compute time") {
+    // Llama 3 8B's o_proj (4096 x 4096) sits on the synthetic GPU's gemm grid; its other GEMMs are off
+    // the grid and its norms have no table, so several provenance kinds mix.
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    const LayerCost cost = predict_layer_cost(m, 0, prefill(1, 256), synth());
+    REQUIRE(cost.provenance.size() >= 2);
+    double shares = 0;
+    Time time;
+    int operators = 0;
+    for (const auto& s : cost.provenance) {
+        shares += s.share;
+        time += s.time;
+        operators += s.operators;
+    }
+    CHECK(shares == Approx(1.0).epsilon(1e-12));
+    CHECK(time == cost.compute_time);
+    CHECK(cost.compute_time == priced_sum(cost));
+    CHECK(operators == static_cast<int>(std::count_if(cost.operators.begin(), cost.operators.end(),
+                                                      [](const OperatorCost& c) { return c.priced; })));
+}
+
+TEST_CASE("an operator at a measured grid point is priced as measured, from its table") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    const LayerCost cost = predict_layer_cost(m, 0, prefill(1, 256), synth());
+    const OperatorCost& o_proj = find(cost, "L0.attn.o_proj");
+    CHECK(o_proj.kernel_op == "gemm");
+    CHECK(o_proj.prediction.provenance == Provenance::measured);
+    CHECK(o_proj.prediction.basis.find("gemm.csv") != std::string::npos);
+}
+
+TEST_CASE("communication operators are listed with their payload and excluded from the compute time") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o = decode(64, 4096);
+    o.layout.tp = 8;
+    o.layout.ep = 8;
+    const LayerCost cost = predict_layer_cost(m, 3, o, h100_roofline());
+    CHECK(cost.communication_operators >= 3);
+    double payload = 0;
+    int listed = 0;
+    for (const auto& c : cost.operators) {
+        if (!c.op.is_communication()) {
+            CHECK(c.priced);
+            continue;
+        }
+        CHECK_FALSE(c.priced);
+        CHECK(c.op.comm_bytes.bytes() > 0);
+        payload += c.op.comm_bytes.bytes();
+        ++listed;
+    }
+    CHECK(listed == cost.communication_operators);
+    CHECK(cost.communication_bytes.bytes() == Approx(payload));
+    CHECK_FALSE(find(cost, "L3.moe.ep_dispatch").priced);
+    CHECK_FALSE(find(cost, "L3.moe.ep_combine").priced);
+    CHECK(find(cost, "L3.moe.ep_dispatch").op.comm == CommKind::ep_dispatch);
+    CHECK(cost.compute_time == priced_sum(cost));
+
+    const LayerCost alone = predict_layer_cost(m, 3, decode(64, 4096), h100_roofline());
+    CHECK(alone.communication_operators == 0);
+    CHECK(alone.communication_bytes.bytes() == 0);
+}
+
+TEST_CASE("kernel queries carry only the fields their tables fill") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o = decode(16, 1000);
+    o.precision = Precision::fp8;
+    const LayerCost cost = predict_layer_cost(m, 3, o, h100_roofline());
+    const KernelShape attention = kernel_shape(find(cost, "L3.attn.mla_decode").op);
+    CHECK(attention.op == "attn_decode");
+    CHECK(attention.seq == 0);  // the graph's one new token is implied by decode
+    CHECK(attention.context == 1001);
+    const KernelShape quantize = kernel_shape(find(cost, "L3.attn.o_proj.quantize").op);
+    CHECK(quantize.op == "fp8_quant");
+    CHECK(quantize.dtype == "fp8");
+    const KernelShape topk = kernel_shape(find(cost, "L3.moe.topk").op);
+    CHECK(topk.groups == 0);
+    CHECK(topk.k == m.moe.top_k);
+    Operator all_reduce;
+    all_reduce.kind = OpKind::collective;
+    all_reduce.comm = CommKind::tp_all_reduce;
+    CHECK_THROWS_AS(kernel_shape(all_reduce), std::invalid_argument);  // the network model prices it
+}
+
+TEST_CASE("operators without a kernel table are priced by the graph's bytes at the memory roofline") {
+    const ModelSpec m = load_model_or_throw("gpt3-175b");  // LayerNorm and GELU: no kernel tables
+    const KernelCostModel gpu = h100_roofline();
+    const LayerCost cost = predict_layer_cost(m, 0, prefill(1, 2048), gpu);
+    const OperatorCost& gelu = find(cost, "L0.mlp.gelu");
+    CHECK(gelu.priced);
+    CHECK(gelu.kernel_op.empty());
+    CHECK(gelu.prediction.provenance == Provenance::roofline);
+    const GpuSpec& spec = gpu.profile().spec;
+    const Bytes moved = gelu.op.bytes_read + gelu.op.bytes_written;
+    CHECK(gelu.prediction.time.seconds() ==
+          Approx(moved.bytes() / (spec.hbm_bandwidth.value.bytes_per_second() * spec.memory_efficiency)));
+}
+
+TEST_CASE("the JSON form lists every operator and the totals") {
+    const ModelSpec m = load_model_or_throw("qwen3-30b-a3b");
+    OperatorGraphOptions o = decode(4, 512);
+    o.layout.ep = 2;
+    const LayerCost cost = predict_layer_cost(m, representative_layer(m), o, h100_roofline());
+    const auto j = layer_cost_json(cost);
+    CHECK(j["operators"].size() == cost.operators.size());
+    CHECK(j["compute_time_us"].get<double>() == Approx(cost.compute_time.us()));
+    CHECK(j["communication"]["operators"].get<int>() == cost.communication_operators);
+    CHECK(j["provenance"][0]["share"].get<double>() == Approx(1.0));
+    const std::string text = layer_cost_text(cost);
+    CHECK(text.find("excluded") != std::string::npos);
+    CHECK(text.find("roofline 100.0%") != std::string::npos);
+}
