@@ -47,7 +47,7 @@ FlowId FlowNetwork::start_on_path(int src, int dst, std::vector<LinkIndex> path,
     if (f.path.empty() || f.remaining <= 0) {
         // Nothing to share: the flow ends as soon as its bytes (none) and latency have passed.
         f.finish_ps = sim_.now().ps();
-        finishes_.push({f.finish_ps, id, f.version});
+        finish_heap_update(id);
         schedule_next_finish();
         return id;
     }
@@ -183,24 +183,73 @@ void FlowNetwork::recompute() {
         const double ps = std::ceil(seconds * 1e12);
         f.finish_ps = ps >= 9e18 ? Time::max().ps() : now.ps() + static_cast<std::int64_t>(ps);
         f.scheduled_version = f.version;
-        finishes_.push({f.finish_ps, id, f.version});
+        finish_heap_update(id);
     }
     schedule_next_finish();
 }
 
-void FlowNetwork::schedule_next_finish() {
-    while (!finishes_.empty()) {
-        const FinishEntry& top = finishes_.top();
-        const Flow& f = flows_[top.id];
-        if (f.active && f.version == top.version) break;
-        finishes_.pop();
+void FlowNetwork::finish_heap_sift_up(std::size_t i) {
+    const FlowId id = finish_heap_[i];
+    while (i > 0) {
+        const std::size_t parent = (i - 1) / 2;
+        if (!finishes_before(id, finish_heap_[parent])) break;
+        finish_heap_[i] = finish_heap_[parent];
+        flows_[finish_heap_[i]].heap_pos = static_cast<std::int64_t>(i);
+        i = parent;
     }
-    if (finishes_.empty()) {
+    finish_heap_[i] = id;
+    flows_[id].heap_pos = static_cast<std::int64_t>(i);
+}
+
+void FlowNetwork::finish_heap_sift_down(std::size_t i) {
+    const FlowId id = finish_heap_[i];
+    const std::size_t n = finish_heap_.size();
+    while (true) {
+        std::size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && finishes_before(finish_heap_[child + 1], finish_heap_[child])) ++child;
+        if (!finishes_before(finish_heap_[child], id)) break;
+        finish_heap_[i] = finish_heap_[child];
+        flows_[finish_heap_[i]].heap_pos = static_cast<std::int64_t>(i);
+        i = child;
+    }
+    finish_heap_[i] = id;
+    flows_[id].heap_pos = static_cast<std::int64_t>(i);
+}
+
+void FlowNetwork::finish_heap_update(FlowId id) {
+    Flow& f = flows_[id];
+    if (f.heap_pos < 0) {
+        finish_heap_.push_back(id);
+        finish_heap_sift_up(finish_heap_.size() - 1);
+        return;
+    }
+    const auto pos = static_cast<std::size_t>(f.heap_pos);
+    finish_heap_sift_up(pos);
+    finish_heap_sift_down(static_cast<std::size_t>(flows_[id].heap_pos));
+}
+
+void FlowNetwork::finish_heap_remove(FlowId id) {
+    Flow& f = flows_[id];
+    if (f.heap_pos < 0) return;
+    const auto pos = static_cast<std::size_t>(f.heap_pos);
+    f.heap_pos = -1;
+    const FlowId last = finish_heap_.back();
+    finish_heap_.pop_back();
+    if (last == id) return;
+    finish_heap_[pos] = last;
+    flows_[last].heap_pos = static_cast<std::int64_t>(pos);
+    finish_heap_sift_up(pos);
+    finish_heap_sift_down(static_cast<std::size_t>(flows_[last].heap_pos));
+}
+
+void FlowNetwork::schedule_next_finish() {
+    if (finish_heap_.empty()) {
         sim_.cancel(finish_event_);
         finish_event_ = {};
         return;
     }
-    const std::int64_t next = std::max(finishes_.top().finish_ps, sim_.now().ps());
+    const std::int64_t next = std::max(flows_[finish_heap_.front()].finish_ps, sim_.now().ps());
     if (next == Time::max().ps()) return;
     if (sim_.is_pending(finish_event_) && finish_event_ps_ == next) return;
     sim_.cancel(finish_event_);
@@ -211,21 +260,12 @@ void FlowNetwork::schedule_next_finish() {
 void FlowNetwork::on_finish_event() {
     finish_event_ = {};
     const std::int64_t now = sim_.now().ps();
-    while (!finishes_.empty()) {
-        const FinishEntry top = finishes_.top();
-        const Flow& f = flows_[top.id];
-        if (!f.active || f.version != top.version) {
-            finishes_.pop();
-            continue;
-        }
-        if (top.finish_ps > now) break;
-        finishes_.pop();
-        finish(top.id);
-    }
+    while (!finish_heap_.empty() && flows_[finish_heap_.front()].finish_ps <= now) finish(finish_heap_.front());
     if (!recompute_pending_) schedule_next_finish();
 }
 
 void FlowNetwork::finish(FlowId id) {
+    finish_heap_remove(id);
     Flow& f = flows_[id];
     settle(f);
     for (LinkIndex l : f.path) {

@@ -15,7 +15,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <queue>
 #include <string>
 #include <vector>
 
@@ -79,7 +78,8 @@ private:
         Time start;
         std::int64_t finish_ps = 0;  // projected end of sending at the current rate
         std::uint32_t version = 0;   // bumps on every rate change; stale heap entries are skipped
-        std::uint32_t scheduled_version = 0;  // the version whose projected end is in the queue
+        std::uint32_t scheduled_version = 0;  // the version whose projected end is in the finish heap
+        std::int64_t heap_pos = -1;           // position in finish_heap_, -1 when not in it
         Time latency;
         int src = 0;
         int dst = 0;
@@ -102,14 +102,6 @@ private:
         std::uint32_t unfrozen = 0;     // scratch for progressive filling
         std::vector<std::pair<Time, double>> timeline;
     };
-    struct FinishEntry {
-        std::int64_t finish_ps;
-        FlowId id;
-        std::uint32_t version;
-        bool operator>(const FinishEntry& o) const {
-            return finish_ps > o.finish_ps || (finish_ps == o.finish_ps && id > o.id);
-        }
-    };
 
     void mark_dirty(LinkIndex link);
     void request_recompute();
@@ -126,7 +118,18 @@ private:
     std::vector<FlowId> free_flows_;
     std::vector<LinkState> links_;
     std::vector<LinkIndex> dirty_links_;
-    std::priority_queue<FinishEntry, std::vector<FinishEntry>, std::greater<>> finishes_;
+    // Active flows ordered by projected end (then id): a binary heap with each flow's position kept
+    // in the flow, so a rate change moves the flow's one entry instead of adding another.
+    std::vector<FlowId> finish_heap_;
+    bool finishes_before(FlowId a, FlowId b) const {
+        const Flow& fa = flows_[a];
+        const Flow& fb = flows_[b];
+        return fa.finish_ps < fb.finish_ps || (fa.finish_ps == fb.finish_ps && a < b);
+    }
+    void finish_heap_update(FlowId id);
+    void finish_heap_remove(FlowId id);
+    void finish_heap_sift_up(std::size_t i);
+    void finish_heap_sift_down(std::size_t i);
     EventId finish_event_;
     std::int64_t finish_event_ps_ = 0;
     bool recompute_pending_ = false;

@@ -1,6 +1,7 @@
 // The query commands end to end: the built clustersim binary run as a subprocess, its exit status and
 // what it prints.
 #include "models/model_loader.hpp"
+#include "tests/support/cli_runner.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -20,42 +21,10 @@ using namespace clustersim;
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CommandResult {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr together
-};
-
-// Runs `clustersim ARGS` through the shell and captures what it prints.
-CommandResult run_clustersim(const std::string& args) {
-    const std::string command = fmt::format("'{}' {} 2>&1", CLUSTERSIM_BINARY, args);
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (!pipe) throw std::runtime_error("cannot run " + command);
-    CommandResult r;
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe)) r.output += buffer.data();
-    const int status = ::pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-std::string source_path(const std::string& relative) { return std::string(CLUSTERSIM_SOURCE_DIR) + "/" + relative; }
-
-// A fresh folder under the system's temporary directory, removed when the test ends.
-struct ScratchDir {
-    fs::path path;
-    explicit ScratchDir(const std::string& name)
-        : path(fs::temp_directory_path() / fmt::format("clustersim-{}-{}", name, ::getpid())) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~ScratchDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-};
+using clustersim::testing::CommandResult;
+using clustersim::testing::run_clustersim;
+using clustersim::testing::ScratchDir;
+using clustersim::testing::source_path;
 
 // A kernels folder holding only the synthetic GPU's spec: a profile with no calibration tables.
 void make_kernels_dir_without_tables(const fs::path& dir) {
