@@ -9,10 +9,9 @@
 namespace clustersim {
 
 Simulator::~Simulator() {
-    for (int b = 0; b < kBuckets; ++b) {
-        auto& bucket = buckets_[b];
-        for (std::size_t i = (b == 0 ? bucket0_head_ : 0); i < bucket.size(); ++i) bucket[i].callback.destroy();
-    }
+    for (std::size_t i = now_head_; i < now_queue_.size(); ++i) now_queue_[i].callback.destroy();
+    for (auto& bucket : buckets_)
+        for (auto& entry : bucket) entry.callback.destroy();
 }
 
 EventId Simulator::schedule_at(Time at, Callback callback) {
@@ -43,21 +42,55 @@ bool Simulator::cancel(EventId id) {
 
 int Simulator::bucket_for(std::int64_t time_ps, std::int64_t last_ps) {
     const auto diff = static_cast<std::uint64_t>(time_ps ^ last_ps);
-    return diff == 0 ? 0 : 64 - std::countl_zero(diff);
+    if (diff == 0) return kNowQueue;
+    const int level = (63 - std::countl_zero(diff)) / kDigitBits;
+    const auto digit =
+        static_cast<int>((static_cast<std::uint64_t>(time_ps) >> (kDigitBits * level)) & (kDigits - 1));
+    return level * kDigits + digit;
+}
+
+void Simulator::set_occupied(int bucket, bool occupied) {
+    const int level = bucket / kDigits;
+    const int digit = bucket % kDigits;
+    std::uint64_t& word = occupied_[level];
+    const std::uint64_t bit = std::uint64_t{1} << digit;
+    word = occupied ? (word | bit) : (word & ~bit);
+    occupied_levels_ = word != 0 ? (occupied_levels_ | (1u << level)) : (occupied_levels_ & ~(1u << level));
+}
+
+void Simulator::push(const QueueEntry& entry, int bucket) {
+    if (bucket == kNowQueue) {
+        now_queue_.push_back(entry);
+        return;
+    }
+    auto& target = buckets_[bucket];
+    if (target.empty()) {
+        set_occupied(bucket, true);
+        bucket_min_ps_[bucket] = entry.time_ps;
+    } else if (entry.time_ps < bucket_min_ps_[bucket]) {
+        bucket_min_ps_[bucket] = entry.time_ps;
+    }
+    target.push_back(entry);
+}
+
+int Simulator::first_bucket() const {
+    if (occupied_levels_ == 0) return -1;
+    const int level = std::countr_zero(occupied_levels_);
+    return level * kDigits + std::countr_zero(occupied_[level]);
 }
 
 bool Simulator::refill(std::int64_t limit_ps) {
-    if (bucket0_head_ < buckets_[0].size()) return last_ps_ <= limit_ps;
-    buckets_[0].clear();
-    bucket0_head_ = 0;
-    int b = 1;
-    while (b < kBuckets && buckets_[b].empty()) ++b;
-    if (b == kBuckets) return false;
-    std::vector<QueueEntry>& source = buckets_[b];
+    if (now_head_ < now_queue_.size()) return last_ps_ <= limit_ps;
+    now_queue_.clear();
+    now_head_ = 0;
+    const int b = first_bucket();
+    if (b < 0) return false;
     const std::int64_t earliest = bucket_min_ps_[b];
     if (earliest > limit_ps) return false;
-    // Relative to the new reference time every entry of `source` belongs in a lower bucket.
+    // Relative to the new reference time every entry of bucket b belongs in a lower level.
     last_ps_ = earliest;
+    std::vector<QueueEntry>& source = buckets_[b];
+    set_occupied(b, false);
     for (const QueueEntry& e : source) push(e, bucket_for(e.time_ps, earliest));
     source.clear();
     return true;
@@ -66,7 +99,7 @@ bool Simulator::refill(std::int64_t limit_ps) {
 void Simulator::run_until(Time limit) {
     stopped_ = false;
     while (!stopped_ && refill(limit.ps())) {
-        QueueEntry& top = buckets_[0][bucket0_head_++];
+        QueueEntry& top = now_queue_[now_head_++];
         --queued_entries_;
         if (!cancelled_.empty() && cancelled_.erase(top.seq) != 0) {
             top.callback.destroy();
@@ -80,7 +113,7 @@ void Simulator::run_until(Time limit) {
         last_run_seq_ = top.seq;
         ++executed_;
         if (on_event_.has_subscribers()) on_event_.emit(ExecutedEvent{now_, top.seq});
-        // Copy out first: the callback may schedule events, which can reallocate bucket 0.
+        // Copy out first: the callback may schedule events, which can reallocate the now-queue.
         EventCallback callback = top.callback;
         callback.invoke_and_destroy();
     }
@@ -91,21 +124,27 @@ void Simulator::run_until(Time limit) {
 }
 
 void Simulator::drop_cancelled_entries() {
-    queued_entries_ = 0;
-    for (int b = 0; b < kBuckets; ++b) {
-        auto& bucket = buckets_[b];
-        const std::size_t begin = (b == 0 ? bucket0_head_ : 0);
+    // Keeps the surviving entries of `bucket` from `begin` on, in order; returns how many.
+    const auto compact = [this](std::vector<QueueEntry>& bucket, std::size_t begin) {
         std::size_t kept = begin;
         for (std::size_t i = begin; i < bucket.size(); ++i) {
             if (cancelled_.contains(bucket[i].seq)) {
                 bucket[i].callback.destroy();
             } else {
-                bucket[kept++] = bucket[i];  // stable: keeps insertion order
+                bucket[kept++] = bucket[i];
             }
         }
         bucket.resize(kept);
-        queued_entries_ += kept - begin;
-        if (b > 0 && !bucket.empty()) {
+        return kept - begin;
+    };
+    queued_entries_ = compact(now_queue_, now_head_);
+    for (int b = 0; b < kBuckets; ++b) {
+        auto& bucket = buckets_[b];
+        if (bucket.empty()) continue;
+        queued_entries_ += compact(bucket, 0);
+        if (bucket.empty()) {
+            set_occupied(b, false);
+        } else {
             bucket_min_ps_[b] = bucket.front().time_ps;
             for (const QueueEntry& e : bucket) bucket_min_ps_[b] = std::min(bucket_min_ps_[b], e.time_ps);
         }

@@ -74,38 +74,50 @@ public:
     Signal<const ExecutedEvent&>& on_event() { return on_event_; }
 
 private:
-    // A queue entry is one cache line: time, sequence number and the callback itself, so taking
-    // an event out reads memory that the queue just scanned in order.
+    // A queue entry holds time, sequence number and the callback itself (48 bytes), so taking an
+    // event out reads memory that the queue just scanned in order.
     struct QueueEntry {
         std::int64_t time_ps;
         std::uint64_t seq;
         EventCallback callback;
     };
 
-    // The event queue is a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan, J. ACM 1990), which fits
-    // a simulator because no event is ever scheduled before the last one taken out. Bucket b > 0
-    // holds entries whose time first differs from `last_ps_` in bit b-1; bucket 0 holds entries at
-    // exactly `last_ps_`, taken out first-in first-out. Every bucket stays in insertion order
-    // (appends come in sequence order, and a bucket is refilled from a higher one only while
-    // empty), so ties come out in insertion order without comparing sequence numbers. Entries
-    // move only by sequential appends, which is far kinder to the cache than a binary heap.
+    // The event queue is a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan, J. ACM 1990) with
+    // 4-bit digits, which fits a simulator because no event is ever scheduled before the last
+    // one taken out. `now_queue_` holds the entries at exactly `last_ps_`, taken out first-in
+    // first-out. Any other entry sits in bucket (level, digit): `level` is the highest digit in
+    // which its time differs from `last_ps_`, `digit` its own value of that digit. Buckets in
+    // (level, digit) order hold ever later times, so the first non-empty one (found through
+    // bitmaps) holds the earliest entry; when it is emptied into the levels below, relative to
+    // its earliest time, every other entry stays where it is. An entry therefore moves at most
+    // sixteen times (a few, for delays up to microseconds), and only by sequential appends, which is far kinder to the cache than a binary
+    // heap. Every bucket stays in insertion order (appends come in sequence order, and a bucket is
+    // refilled from a higher one only while empty), so ties come out in insertion order without
+    // comparing sequence numbers.
+    static constexpr int kDigitBits = 4;
+    static constexpr int kLevels = 64 / kDigitBits;
+    static constexpr int kDigits = 1 << kDigitBits;
+    static constexpr int kBuckets = kLevels * kDigits;
+    static constexpr int kNowQueue = -1;
+    // The bucket for `time_ps` relative to `last_ps` (time_ps >= last_ps), or kNowQueue.
     static int bucket_for(std::int64_t time_ps, std::int64_t last_ps);
-    void push(const QueueEntry& entry, int bucket) {
-        auto& target = buckets_[bucket];
-        if (target.empty() || entry.time_ps < bucket_min_ps_[bucket]) bucket_min_ps_[bucket] = entry.time_ps;
-        target.push_back(entry);
-    }
-    // Makes bucket 0 hold the earliest entries if the earliest time is <= limit_ps; false if the
-    // queue is empty or its earliest entry is later than limit_ps.
+    void push(const QueueEntry& entry, int bucket);
+    // The first non-empty bucket, or -1.
+    int first_bucket() const;
+    // Makes the now-queue hold the earliest entries if the earliest time is <= limit_ps; false if
+    // the queue is empty or its earliest entry is later than limit_ps.
     bool refill(std::int64_t limit_ps);
     // Removes cancelled entries from the buckets, when they have come to dominate the queue.
     void drop_cancelled_entries();
+    void set_occupied(int bucket, bool occupied);
 
-    static constexpr int kBuckets = 65;
+    std::vector<QueueEntry> now_queue_;
+    std::size_t now_head_ = 0;  // entries of now_queue_ before this index were taken out
     std::vector<QueueEntry> buckets_[kBuckets];
-    std::int64_t bucket_min_ps_[kBuckets];  // earliest time in each non-empty bucket, kept on push
-    std::size_t bucket0_head_ = 0;    // entries of bucket 0 before this index were taken out
-    std::int64_t last_ps_ = 0;        // the time of the entries in bucket 0; never above now_
+    std::int64_t bucket_min_ps_[kBuckets];           // earliest time in each non-empty bucket
+    std::uint64_t occupied_[kLevels] = {};  // non-empty buckets, one bit per digit
+    std::uint32_t occupied_levels_ = 0;                    // levels with a non-empty bucket
+    std::int64_t last_ps_ = 0;        // the time of the entries in now_queue_; never above now_
     std::size_t queued_entries_ = 0;  // entries in all buckets, cancelled ones included
     // Sequence numbers of cancelled events still in the queue. Only looked up, never iterated,
     // so its hash order cannot leak into results.
