@@ -62,7 +62,7 @@ NumberAndUnit split(std::string_view text, std::string_view what, std::string_vi
                                     what, example, text));
     }
     if (!std::isfinite(number) || number < 0) {
-        throw UnitError(fmt::format("expected a finite, non-negative {}; found \"{}\"", what, text));
+        throw UnitError(fmt::format("expected {} that is finite and not negative; found \"{}\"", what, text));
     }
     const std::string_view unit = trim(s.substr(static_cast<std::size_t>(end - s.data())));
     if (unit.empty()) {
@@ -79,8 +79,8 @@ const UnitFactor* find(const std::array<UnitFactor, N>& table, std::string_view 
     return nullptr;
 }
 
-// Prints a value with up to 12 significant digits and no trailing zeros.
-std::string number(double v) { return fmt::format("{:.12g}", v); }
+// Prints a value in the shortest form that reads back to the same double.
+std::string number(double v) { return fmt::format("{}", v); }
 
 }  // namespace
 

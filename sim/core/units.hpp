@@ -7,6 +7,8 @@
 // they become a time.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <compare>
 #include <concepts>
@@ -186,3 +188,14 @@ constexpr FlopRate operator""_TFLOPS(long double v) { return FlopRate(static_cas
 }  // namespace literals
 
 }  // namespace clustersim
+
+// fmt prints quantities the way input files write them ("1.5us", "50GB/s").
+template <typename Q>
+    requires(std::is_same_v<Q, clustersim::Time> || std::is_same_v<Q, clustersim::Bytes> ||
+             std::is_same_v<Q, clustersim::Bandwidth> || std::is_same_v<Q, clustersim::Flops> ||
+             std::is_same_v<Q, clustersim::FlopRate>)
+struct fmt::formatter<Q> : fmt::formatter<std::string> {
+    auto format(const Q& q, fmt::format_context& ctx) const {
+        return fmt::formatter<std::string>::format(clustersim::to_string(q), ctx);
+    }
+};

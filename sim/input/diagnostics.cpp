@@ -58,6 +58,8 @@ std::string closest_match(const std::string& word, const std::vector<std::string
     std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
     for (const auto& c : candidates) {
         const std::size_t d = edit_distance(word, c);
+        // A suggestion must keep some of the word: replacing every character is no suggestion.
+        if (d >= std::max(word.size(), c.size())) continue;
         if (d < best_distance) {
             best_distance = d;
             best = c;

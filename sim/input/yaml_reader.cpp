@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -24,10 +25,15 @@ std::string join(const std::vector<std::string>& items) {
 }  // namespace
 
 std::shared_ptr<YamlDocument> YamlDocument::load_file(const std::string& path, Diagnostics& diagnostics) {
+    std::error_code ec;
+    const bool regular = std::filesystem::is_regular_file(path, ec);
     std::ifstream in(path);
-    if (!in) {
+    if (!in || !regular) {
         auto doc = std::shared_ptr<YamlDocument>(new YamlDocument(path, diagnostics));
-        diagnostics.error({path, 0, 0}, "", "cannot open the file (does it exist, and is it readable?)");
+        diagnostics.error({path, 0, 0}, "",
+                          std::filesystem::is_directory(path, ec)
+                              ? "cannot read the file: it is a directory; expected a YAML file"
+                              : "cannot open the file (does it exist, and is it readable?)");
         doc->root_ = YAML::Node(YAML::NodeType::Map);
         return doc;
     }
@@ -40,8 +46,15 @@ std::shared_ptr<YamlDocument> YamlDocument::load_string(const std::string& text,
                                                         Diagnostics& diagnostics) {
     auto doc = std::shared_ptr<YamlDocument>(new YamlDocument(name, diagnostics));
     try {
-        doc->root_ = YAML::Load(text);
+        const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+        doc->root_ = documents.empty() ? YAML::Node() : documents.front();
         doc->parsed_ = true;
+        if (documents.size() > 1) {
+            const YAML::Mark m = documents[1].Mark();
+            diagnostics.error({name, m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1}, "",
+                              fmt::format("expected one YAML document; found {} (a \"---\" line starts another)",
+                                          documents.size()));
+        }
     } catch (const YAML::Exception& e) {
         diagnostics.error({name, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1}, "",
                           "not valid YAML: " + e.msg);
@@ -79,7 +92,10 @@ std::string MapReader::describe(const YAML::Node& n) {
     }
 }
 
-SourceLocation MapReader::location() const { return location_of(doc_->file(), node_); }
+SourceLocation MapReader::location() const {
+    SourceLocation here = location_of(doc_->file(), node_);
+    return here.line == 0 && fallback_.line != 0 ? fallback_ : here;
+}
 
 void MapReader::declare(std::string_view key, std::string_view) { declared_.emplace_back(key); }
 
@@ -94,7 +110,11 @@ void MapReader::error(std::string_view key, const std::string& message) {
     error_at(present(n) ? n : node_, path_of(key), message);
 }
 
-void MapReader::error_here(const std::string& message) { error_at(node_, path_, message); }
+void MapReader::error_here(const std::string& message) {
+    // When the mapping itself is wrong or missing, that is reported already; its keys add nothing.
+    if (!is_map_ || !report_missing_) return;
+    error_at(node_, path_, message);
+}
 
 std::string MapReader::choice(std::string_view key, const std::vector<std::string>& allowed,
                               std::optional<std::string> fallback, std::string_view meaning) {
@@ -129,9 +149,13 @@ MapReader MapReader::child(std::string_view key, std::string_view meaning, bool 
     declare(key, meaning);
     const YAML::Node n = lookup(key);
     if (!present(n) && required) error_here(fmt::format("missing required key \"{}\" ({})", key, meaning));
-    YAML::Node mirror(YAML::NodeType::Map);
-    resolved_[std::string(key)] = mirror;
-    return MapReader(doc_, present(n) ? n : YAML::Node(YAML::NodeType::Map), path_of(key), mirror);
+    resolved_[std::string(key)] = YAML::Node(YAML::NodeType::Map);
+    YAML::Node mirror = resolved_[std::string(key)];
+    MapReader reader(doc_, present(n) ? n : YAML::Node(YAML::NodeType::Map), path_of(key), mirror);
+    reader.fallback_ = location();  // an absent mapping's problems point at its parent
+    reader.report_missing_ = present(n) || !required;
+    if (!is_map_ || !report_missing_) reader.report_missing_ = false;
+    return reader;
 }
 
 std::vector<MapReader> MapReader::list_of_maps(std::string_view key, std::string_view meaning, bool required) {
@@ -146,20 +170,31 @@ std::vector<MapReader> MapReader::list_of_maps(std::string_view key, std::string
         error_at(n, path_of(key), fmt::format("expected a list ({}); found {}", meaning, describe(n)));
         return out;
     }
-    YAML::Node mirror(YAML::NodeType::Sequence);
+    // Attach the mirror to the resolved document first, so the items' values live in its memory
+    // (yaml-cpp frees nodes with the memory pool they were created in).
+    resolved_[std::string(key)] = YAML::Node(YAML::NodeType::Sequence);
+    YAML::Node mirror = resolved_[std::string(key)];
     for (std::size_t i = 0; i < n.size(); ++i) {
-        YAML::Node item_mirror(YAML::NodeType::Map);
-        mirror.push_back(item_mirror);
-        out.emplace_back(doc_, n[i], fmt::format("{}[{}]", path_of(key), i), item_mirror);
+        mirror.push_back(YAML::Node(YAML::NodeType::Map));
+        out.emplace_back(doc_, n[i], fmt::format("{}[{}]", path_of(key), i), mirror[i]);
     }
-    resolved_[std::string(key)] = mirror;
     return out;
 }
 
 void MapReader::finish() {
     if (!is_map_) return;
+    std::vector<std::pair<std::string, int>> seen;  // key and line, to report keys given twice
     for (auto it = node_.begin(); it != node_.end(); ++it) {
         const std::string key = it->first.as<std::string>("");
+        const int line = it->first.Mark().is_null() ? 0 : it->first.Mark().line + 1;
+        const auto first = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == key; });
+        if (first != seen.end()) {
+            error_at(it->first, path_of(key),
+                     fmt::format("key \"{}\" is given twice (first at line {}); only the first would be used", key,
+                                 first->second));
+            continue;
+        }
+        seen.emplace_back(key, line);
         if (std::find(declared_.begin(), declared_.end(), key) != declared_.end()) continue;
         std::string message = fmt::format("unknown key \"{}\"", key);
         if (auto near = closest_match(key, declared_); !near.empty()) {

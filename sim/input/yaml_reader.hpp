@@ -221,6 +221,8 @@ private:
     YAML::Node resolved_;
     std::vector<std::string> declared_;
     bool is_map_ = true;
+    bool report_missing_ = true;  // false inside a required mapping that is absent (already reported)
+    SourceLocation fallback_;     // where to point when this mapping has no location of its own
 };
 
 // ---- value codecs -------------------------------------------------------------------------------

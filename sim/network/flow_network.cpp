@@ -67,10 +67,12 @@ void FlowNetwork::mark_dirty(LinkIndex link) {
 }
 
 void FlowNetwork::request_recompute() {
-    // All flows that start or end at one instant are settled by a single recomputation.
+    // All flows that start or end at one instant (or within one update interval) are settled by a
+    // single recomputation.
     if (recompute_pending_) return;
     recompute_pending_ = true;
-    sim_.schedule_in(Time::zero(), [this] { recompute(); });
+    const Time at = std::max(sim_.now(), last_recompute_ + update_interval_);
+    sim_.schedule_at(at, [this] { recompute(); });
 }
 
 void FlowNetwork::account_link(LinkState& link, Time until) {
@@ -88,6 +90,7 @@ void FlowNetwork::recompute() {
     recompute_pending_ = false;
     ++recomputations_;
     const Time now = sim_.now();
+    last_recompute_ = now;
 
     // The affected part: flows and links reachable from the changed links through shared links.
     ++visit_epoch_;

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,14 @@ public:
 
     // Records every change of each link's carried rate, for utilization-over-time outputs.
     void record_link_timeline(bool on) { record_timeline_ = on; }
+
+    // Rates are exact max-min at every instant when this is zero (the default). A positive
+    // interval lets rate changes wait until at least this long after the previous recomputation:
+    // flows then keep their old rates (never above their fair share, so no link is overfilled, but
+    // capacity freed by an ended flow idles) for up to the interval. It bounds the number of
+    // recomputations by simulated time / interval, for scenarios with tens of thousands of flows
+    // ending at scattered times.
+    void set_rate_update_interval(Time interval) { update_interval_ = interval; }
 
     std::size_t active_flows() const { return active_count_; }
     std::uint64_t flows_started() const { return flows_started_; }
@@ -133,6 +142,8 @@ private:
     EventId finish_event_;
     std::int64_t finish_event_ps_ = 0;
     bool recompute_pending_ = false;
+    Time last_recompute_ = Time::from_ps(std::numeric_limits<std::int64_t>::min() / 2);  // none yet
+    Time update_interval_;
     bool record_timeline_ = false;
     std::uint32_t visit_epoch_ = 0;
     std::size_t active_count_ = 0;

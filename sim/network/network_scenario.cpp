@@ -25,6 +25,7 @@ struct NetworkScenario {
     // expert parallelism
     ExpertParallelSpec expert;
     int utilization_bins = 100;
+    Time rate_update_interval;
 };
 
 const std::vector<std::string>& operation_names() {
@@ -89,6 +90,10 @@ std::unique_ptr<ScenarioRunner> load_network_scenario(MapReader& root, const Sce
     s.gpus = read_gpus(root, topology);
     s.utilization_bins = root.optional<int>("utilization_bins", 100,
                                             "time bins of the per-link utilization output", in_range(1, 100000));
+    s.rate_update_interval = root.optional<Time>(
+        "rate_update_interval", Time::zero(),
+        "0s for exact max-min rates at every flow start and end; a positive interval lets rate changes wait "
+        "up to that long, bounding the work for tens of thousands of flows (see sim/network/flow_network.hpp)");
     const bool expert = s.operation == "expert_dispatch" || s.operation == "expert_combine";
     if (!expert) {
         s.collective.op = collective_op_from(s.operation);
@@ -143,6 +148,7 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
     Simulator sim(options.seed);
     FlowNetwork network(sim, topology);
     network.record_link_timeline(true);
+    network.set_rate_update_interval(s_.rate_update_interval);
 
     const bool expert = s_.operation == "expert_dispatch" || s_.operation == "expert_combine";
     std::optional<ExpertCommPlan> expert_plan;
@@ -230,6 +236,7 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
     summary["time_us"] = elapsed.us();
     summary["flows"] = network.flows_started();
     summary["rate_recomputations"] = network.rate_recomputations();
+    summary["rate_update_interval_us"] = s_.rate_update_interval.us();
     if (expert) {
         const auto& e = s_.expert;
         const auto& plan = *expert_plan;

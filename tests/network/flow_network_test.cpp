@@ -127,3 +127,21 @@ TEST_CASE("the same flows give the same finish times, event for event", "[networ
     CHECK(first.size() == 200);
     CHECK(run_once() == first);
 }
+
+TEST_CASE("a rate update interval delays the reuse of freed bandwidth by at most that interval", "[network]") {
+    // X (1 GB) and Y (3 GB) share 100 GB/s: 50 each; X ends at 20 ms. Exactly, Y then runs at 100 GB/s
+    // and ends at 40 ms. With a 30 ms interval the recomputation waits until 30 ms (30 ms after the
+    // one at 0), so Y sends 0.5 GB more at 50 GB/s and the last 1.5 GB at 100 GB/s: it ends at 45 ms.
+    for (const auto& [interval, expected] : {std::pair{Time::zero(), 40_ms}, std::pair{30_ms, 45_ms}}) {
+        RingTopology ring(2, 100_GBps, Time::zero());
+        Simulator sim;
+        FlowNetwork net(sim, ring);
+        net.set_rate_update_interval(interval);
+        Time x, y;
+        net.start(0, 1, 1_GB, [&] { x = sim.now(); });
+        net.start(0, 1, 3_GB, [&] { y = sim.now(); });
+        sim.run();
+        CHECK(x == 20_ms);
+        CHECK(y == expected);
+    }
+}
