@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
                "1 on an internal error.");
 
     const std::vector<Command> commands = {add_run_command(app), add_model_command(app), add_kernels_command(app),
-                                           add_layer_command(app), add_calibrate_command(app)};
+                                           add_layer_command(app), add_calibrate_command(app),
+                                           add_validate_command(app)};
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
