@@ -112,8 +112,8 @@ struct TopologySpec {
 };
 
 // Reads the topology reference under `key` of a scenario mapping (a string, or a mapping with
-// `file` and optional `hosts`). A relative `file` is tried relative to the working directory,
-// then relative to the directory of the scenario file; resolved_file holds the one that exists.
+// `file` and optional `hosts`). A relative `file` is taken from the directory of the scenario
+// file; a bare name (no '/') not found there is a shipped topology, topologies/<name>.yaml.
 TopologySpec read_topology_spec(MapReader& parent, std::string_view key);
 
 // Loads a topology file (YAML, units mandatory). Problems go to `diagnostics` with file, line and

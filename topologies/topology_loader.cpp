@@ -280,13 +280,18 @@ TopologySpec read_topology_spec(MapReader& parent, std::string_view key) {
         }
         r.finish();
     }
-    // A relative path is taken from the working directory if it exists there, else from the
-    // directory of the file that names it.
+    // A relative path is taken from the directory of the file that names it (so a scenario works
+    // from any working directory); a bare name such as "h800-ib-rail" is a shipped topology.
     namespace fs = std::filesystem;
     spec.resolved_file = spec.file;
-    if (!spec.file.empty() && fs::path(spec.file).is_relative() && !fs::exists(spec.file)) {
+    if (!spec.file.empty() && fs::path(spec.file).is_relative()) {
         const fs::path beside = fs::path(parent.document()->file()).parent_path() / spec.file;
-        if (fs::exists(beside)) spec.resolved_file = beside.string();
+        const fs::path shipped = fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies" / (spec.file + ".yaml");
+        if (fs::exists(beside)) {
+            spec.resolved_file = beside.string();
+        } else if (spec.file.find('/') == std::string::npos && fs::exists(shipped)) {
+            spec.resolved_file = shipped.string();
+        }
     }
     return spec;
 }
