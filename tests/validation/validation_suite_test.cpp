@@ -1,0 +1,127 @@
+// The suite's judgement of rows: rows without a scenario or of an unbuilt kind say why, a scenario
+// whose summary lacks its row's metric is an input error, and the headline numbers are computed right.
+#include "sim/validation/validation_suite.hpp"
+#include "sim/input/diagnostics.hpp"
+#include "sim/validation/validation_report.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+using namespace clustersim;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path kSource = CLUSTERSIM_SOURCE_DIR;
+
+ValidationOptions options_for(std::vector<std::string> only) {
+    ValidationOptions o;
+    o.published = kSource / "../shared/validation/published.csv";
+    o.scenario_dir = kSource / "scenarios/validation";
+    o.display_root = kSource;
+    o.only = std::move(only);
+    return o;
+}
+
+fs::path scratch_dir(const std::string& name) {
+    return fs::temp_directory_path() / ("clustersim-validation-" + name + "-" + std::to_string(::getpid()));
+}
+
+std::string run_error(const ValidationOptions& o) {
+    try {
+        run_validation(o, scratch_dir("error"));
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+RowResult predicted_row(double error) {
+    RowResult r;
+    r.status = RowStatus::pass;
+    r.predicted = 1;
+    r.error = error;
+    return r;
+}
+}  // namespace
+
+TEST_CASE("rows of an unbuilt scenario kind are not predictable yet and say which part they need", "[validation]") {
+    const ValidationResult result = run_validation(options_for({"X2a", "T1a", "S1b", "X1b"}), scratch_dir("pending"));
+    REQUIRE(result.rows.size() == 4);
+    // File order, not the order asked for.
+    CHECK(result.rows[0].row.id == "T1a");
+    CHECK(result.rows[0].note == "needs the training scenario kind (issue 5)");
+    CHECK(result.rows[1].note == "needs the serving scenario kind (issue 6)");
+    CHECK_THAT(result.rows[2].note,
+               Catch::StartsWith("needs the DualPipe") && Catch::EndsWith("no scenario in scenarios/validation/ yet"));
+    CHECK_THAT(result.rows[3].note, Catch::Contains("EPLB placement (sim/moe)"));
+    for (const auto& r : result.rows) {
+        CHECK(r.status == RowStatus::not_yet_predictable);
+        CHECK_FALSE(r.predicted);
+        CHECK_FALSE(r.error);
+    }
+    CHECK(result.predicted() == 0);
+    CHECK_FALSE(result.median_absolute_error());
+    CHECK(validation_headline(result) == "0 of 0 predicted rows pass; 4 rows in all, 4 not predictable yet.");
+    CHECK(validation_gnuplot_script(result).empty());
+}
+
+TEST_CASE("a network row without a scenario file is not predictable yet", "[validation]") {
+    ValidationOptions o = options_for({"N1a"});
+    o.scenario_dir = kSource / "tests/validation";  // holds no N1a.yaml
+    const ValidationResult result = run_validation(o, scratch_dir("no-scenario"));
+    REQUIRE(result.rows.size() == 1);
+    CHECK(result.rows[0].status == RowStatus::not_yet_predictable);
+    CHECK(result.rows[0].note == "no scenario in tests/validation/ yet");
+    CHECK(result.rows[0].scenario.empty());
+}
+
+TEST_CASE("an unknown row id is an input error with a suggestion", "[validation]") {
+    CHECK_THAT(run_error(options_for({"N1a", "N1z"})),
+               Catch::Contains("--only: no row \"N1z\"") && Catch::Contains("(did you mean \"N1a\"?)"));
+}
+
+TEST_CASE("a scenario whose summary lacks its row's metric, or a unit with no metric, is an input error",
+          "[validation]") {
+    ValidationOptions o;
+    o.published = kSource / "tests/validation/fixtures/allreduce_row.csv";
+    o.scenario_dir = kSource / "tests/validation/fixtures";
+    o.only = {"Z1"};
+    CHECK_THAT(run_error(o), Catch::Contains("Z1.yaml") && Catch::Contains("logical_bandwidth_gb_per_s"));
+    o.only = {"Z2"};
+    CHECK_THAT(run_error(o), Catch::Contains("allreduce_row.csv:3:0: unit:") &&
+                                 Catch::Contains("no summary metric is known for its unit \"furlongs\""));
+}
+
+TEST_CASE("each published unit maps to one summary field", "[validation]") {
+    CHECK(metric_for_unit("GB/s (logical)")->key == "logical_bandwidth_gb_per_s");
+    CHECK(metric_for_unit("GB/s (logical RDMA)")->required_value == "rdma");
+    CHECK(metric_for_unit("us")->key == "time_us");
+    CHECK_FALSE(metric_for_unit("us")->higher_is_faster);
+    CHECK(metric_for_unit("tokens/s/GPU") == nullptr);
+}
+
+TEST_CASE("the median absolute error is over predicted rows, even counts averaging the middle two", "[validation]") {
+    ValidationResult result;
+    result.rows = {predicted_row(-0.39), predicted_row(0.05), predicted_row(0.18)};
+    result.rows.push_back(RowResult{});  // not predicted: left out
+    CHECK(*result.median_absolute_error() == Approx(0.18));
+    result.rows.push_back(predicted_row(0.10));
+    CHECK(*result.median_absolute_error() == Approx(0.14));
+    CHECK(result.predicted() == 4);
+    CHECK(result.count(RowStatus::not_yet_predictable) == 1);
+}
+
+TEST_CASE("a faster model means a higher bandwidth or a shorter time", "[validation]") {
+    RowResult bandwidth = predicted_row(0.18);
+    bandwidth.metric = metric_for_unit("GB/s (logical)");
+    CHECK(bandwidth.faster_than_published());
+    RowResult latency = predicted_row(0.18);
+    latency.metric = metric_for_unit("us");
+    CHECK_FALSE(latency.faster_than_published());
+    latency.error = -0.39;
+    CHECK(latency.faster_than_published());
+}
