@@ -1,5 +1,6 @@
 // Running one scenario per published row and judging the prediction.
 #include "sim/validation/validation_suite.hpp"
+#include "sim/validation/exact_checks.hpp"
 
 #include "sim/input/diagnostics.hpp"
 #include "sim/scenario/scenario.hpp"
@@ -27,8 +28,6 @@ constexpr PendingPart kPendingKinds[] = {
 };
 constexpr PendingPart kPendingRowPrefixes[] = {
     {"X1", "needs the DualPipe, 1F1B and ZB1P schedules of the training simulation (issue 5)"},
-    // EPLB placement itself exists (sim/moe, tested against X2a there); the harness cannot run it yet.
-    {"X2", "needs an exact check in the validation harness that runs EPLB placement (sim/moe) on the row's inputs"},
 };
 
 // The reason a row of an unimplemented scenario kind has no prediction, or "" if its kind is ready.
@@ -192,7 +191,11 @@ ValidationResult run_validation(const ValidationOptions& options, const fs::path
         const bool has_scenario = fs::exists(scenario_file);
         if (has_scenario) r.scenario = display(scenario_file, options.display_root);
         const std::string missing_kind = unimplemented_kind(row);
-        if (!missing_kind.empty()) {
+        if (auto exact = run_exact_check(row)) {
+            r.status = exact->matches ? RowStatus::pass : RowStatus::fail;
+            r.note = exact->note;
+            r.provenance = "computed exactly by the simulator's code from the row's inputs";
+        } else if (!missing_kind.empty()) {
             r.note = missing_kind;
         } else if (!has_scenario) {
             // The folder, not the file, so that rows waiting for the same part read alike in the report.

@@ -1,6 +1,7 @@
 // The suite's judgement of rows: rows without a scenario or of an unbuilt kind say why, a scenario
 // whose summary lacks its row's metric is an input error, and the headline numbers are computed right.
 #include "sim/validation/validation_suite.hpp"
+#include "sim/validation/exact_checks.hpp"
 #include "sim/input/diagnostics.hpp"
 #include "sim/validation/validation_report.hpp"
 
@@ -49,15 +50,14 @@ RowResult predicted_row(double error) {
 }  // namespace
 
 TEST_CASE("rows of an unbuilt scenario kind are not predictable yet and say which part they need", "[validation]") {
-    const ValidationResult result = run_validation(options_for({"X2a", "T1a", "S1b", "X1b"}), scratch_dir("pending"));
-    REQUIRE(result.rows.size() == 4);
+    const ValidationResult result = run_validation(options_for({"T1a", "S1b", "X1b"}), scratch_dir("pending"));
+    REQUIRE(result.rows.size() == 3);
     // File order, not the order asked for.
     CHECK(result.rows[0].row.id == "T1a");
     CHECK(result.rows[0].note == "needs the training scenario kind (issue 5)");
     CHECK(result.rows[1].note == "needs the serving scenario kind (issue 6)");
     CHECK_THAT(result.rows[2].note,
                Catch::StartsWith("needs the DualPipe") && Catch::EndsWith("no scenario in scenarios/validation/ yet"));
-    CHECK_THAT(result.rows[3].note, Catch::Contains("EPLB placement (sim/moe)"));
     for (const auto& r : result.rows) {
         CHECK(r.status == RowStatus::not_yet_predictable);
         CHECK_FALSE(r.predicted);
@@ -65,8 +65,23 @@ TEST_CASE("rows of an unbuilt scenario kind are not predictable yet and say whic
     }
     CHECK(result.predicted() == 0);
     CHECK_FALSE(result.median_absolute_error());
-    CHECK(validation_headline(result) == "0 of 0 predicted rows pass; 4 rows in all, 4 not predictable yet.");
+    CHECK(validation_headline(result) == "0 of 0 predicted rows pass; 3 rows in all, 3 not predictable yet.");
     CHECK(validation_gnuplot_script(result).empty());
+}
+
+TEST_CASE("the EPLB row is checked exactly by running the placement on the row's own inputs", "[validation]") {
+    const ValidationResult result = run_validation(options_for({"X2a"}), scratch_dir("eplb"));
+    REQUIRE(result.rows.size() == 1);
+    CHECK(result.rows[0].status == RowStatus::pass);
+    CHECK_THAT(result.rows[0].note, Catch::Contains("equals the published map for all 2 layers"));
+
+    // The same row with one expert id changed must fail and show both maps.
+    PublishedRow wrong = result.rows[0].row;
+    wrong.value.text.replace(wrong.value.text.find("= 5 6"), 5, "= 6 5");
+    const auto check = run_exact_check(wrong);
+    REQUIRE(check);
+    CHECK_FALSE(check->matches);
+    CHECK_THAT(check->note, Catch::Contains("layer 0: computed 5 6 5 7") && Catch::Contains("published 6 5 5 7"));
 }
 
 TEST_CASE("a network row without a scenario file is not predictable yet", "[validation]") {
