@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,26 +77,39 @@ public:
     // Change points (time, carried rate in bytes/s) of a link, when recording is on.
     const std::vector<std::pair<Time, double>>& link_timeline(LinkIndex link) const { return links_[link].timeline; }
     // The rate a flow currently gets (0 once finished).
-    Bandwidth flow_rate(FlowId id) const { return Bandwidth(flows_[id].rate); }
+    Bandwidth flow_rate(FlowId id) const { return Bandwidth(flow_rates_[id]); }
 
 private:
+    // The per-flow state a recomputation reads and writes, in under one cache line: with tens of
+    // thousands of flows, recomputation time is mostly memory traffic, so what only start and
+    // finish need is in FlowRecord, and the rate, the path's place and the scratch marks are in
+    // dense arrays of their own.
     struct Flow {
-        std::vector<LinkIndex> path;
         double remaining = 0;  // bytes not yet sent, as of `updated`
-        double rate = 0;       // bytes/s
         Time updated;
-        Time start;
-        std::int64_t finish_ps = 0;  // projected end of sending at the current rate
-        std::uint32_t version = 0;   // bumps on every rate change; stale heap entries are skipped
+        std::int64_t finish_ps = 0;           // projected end of sending at the current rate
+        std::uint32_t version = 0;            // bumps on every rate change; stale heap entries are skipped
         std::uint32_t scheduled_version = 0;  // the version whose projected end is in the finish heap
-        std::int64_t heap_pos = -1;           // position in finish_heap_, -1 when not in it
+        std::int32_t heap_pos = -1;           // position in finish_heap_, -1 when not in it
+        std::uint32_t path_capacity = 0;      // path_links_ reserved for the FlowId, reused by its next flow
+        bool active = false;
+    };
+    // What the component search and the filling read for each (link, flow) pair, together in one
+    // small record: where the flow's links are in path_links_, and the latest recomputation
+    // (visit_epoch_) that reached or froze the flow.
+    struct FlowScan {
+        std::uint32_t path_begin = 0;
+        std::uint32_t path_size = 0;
+        std::uint32_t reached = 0;
+        std::uint32_t frozen = 0;
+    };
+    // What a flow's start and finish need, apart from the hot state.
+    struct FlowRecord {
+        Time start;
         Time latency;
         int src = 0;
         int dst = 0;
         double size = 0;
-        bool active = false;
-        bool frozen = false;         // scratch for progressive filling
-        std::uint32_t visit = 0;     // scratch: last component search that reached this flow
         std::function<void()> on_done;
         std::string label;
     };
@@ -106,17 +120,28 @@ private:
         Time rate_since;            // when `rate` took effect
         double bytes_carried = 0;
         bool dirty = false;
-        std::uint32_t visit = 0;  // scratch: last component search that reached this link
-        double remaining_capacity = 0;  // scratch for progressive filling
-        std::uint32_t unfrozen = 0;     // scratch for progressive filling
         std::vector<std::pair<Time, double>> timeline;
     };
+    // Scratch for progressive filling, apart from LinkState so the inner loop's links stay in L1.
+    struct LinkFill {
+        double remaining_capacity = 0;
+        std::uint32_t unfrozen = 0;
+        std::uint32_t visit = 0;     // last component search that reached this link
+        bool rates_changed = false;  // its flows or their rates changed: its total needs summing
+    };
 
+    std::span<const LinkIndex> path_of(FlowId id) const {
+        return {path_links_.data() + flow_scan_[id].path_begin, flow_scan_[id].path_size};
+    }
+    FlowId add_flow(int src, int dst, const std::vector<LinkIndex>& path, Bytes size, std::function<void()> on_done,
+                    std::string label);
+    void collect_component(Time now);
+    void fill_max_min();
     void mark_dirty(LinkIndex link);
     void request_recompute();
     void recompute();
     void account_link(LinkState& link, Time until);
-    void settle(Flow& flow);
+    void settle(FlowId id);
     void schedule_next_finish();
     void on_finish_event();
     void finish(FlowId id);
@@ -124,8 +149,17 @@ private:
     Simulator& sim_;
     const Topology& topology_;
     std::vector<Flow> flows_;
+    std::vector<FlowRecord> records_;  // by FlowId, like flows_
+    // Each flow's rate in bytes/s (0 once finished), and its FlowScan: dense arrays, because the
+    // component search and the filling touch them once per (link, flow) pair.
+    std::vector<double> flow_rates_;
+    std::vector<FlowScan> flow_scan_;
     std::vector<FlowId> free_flows_;
+    // Every flow's links, in slots that a reused FlowId takes over when the new path fits (paths on
+    // one topology have a handful of lengths, so few slots are ever abandoned and this stays small).
+    std::vector<LinkIndex> path_links_;
     std::vector<LinkState> links_;
+    std::vector<LinkFill> link_fill_;
     std::vector<LinkIndex> dirty_links_;
     // Active flows ordered by projected end (then id): a binary heap with each flow's position kept
     // in the flow, so a rate change moves the flow's one entry instead of adding another.
@@ -147,18 +181,26 @@ private:
     bool record_timeline_ = false;
     std::uint32_t visit_epoch_ = 0;
     std::size_t active_count_ = 0;
+    std::size_t sharing_count_ = 0;  // active flows on links (non-empty path, some bytes)
     std::uint64_t flows_started_ = 0;
     std::uint64_t recomputations_ = 0;
     Signal<const FinishedFlow&> on_flow_finished_;
     // Scratch buffers reused by recompute().
-    std::vector<FlowId> component_flows_;
     std::vector<LinkIndex> component_links_;
+    std::vector<FlowId> unscheduled_flows_;  // component flows whose projected end must be (re)computed
+    std::vector<LinkIndex> route_scratch_;
     struct FairShare {
         double share;
         LinkIndex link;
-        bool operator>(const FairShare& o) const { return share > o.share || (share == o.share && link > o.link); }
+        bool operator<(const FairShare& o) const { return share < o.share || (share == o.share && link < o.link); }
     };
+    // Progressive filling's queue: each link's first share, sorted, and a binary min-heap of the
+    // shares that grew and went back in.
+    std::vector<FairShare> initial_shares_;
     std::vector<FairShare> share_heap_;
+    void share_heap_push(FairShare entry);
+    void share_heap_sift_down(std::size_t i);
+    void share_heap_pop();
 };
 
 }  // namespace clustersim

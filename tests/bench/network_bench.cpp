@@ -22,16 +22,18 @@ std::shared_ptr<const Topology> h800_hosts(int hosts) {
     return topology;
 }
 
-// N long random flows among 64 GPUs stay active; each iteration starts one short flow and runs until
-// it has ended: two rate recomputations (its start and its end) over all N + 1 flows.
-void BM_MaxMinRecompute(benchmark::State& state) {
-    const auto topology = h800_hosts(8);
+// N long random flows among the GPUs of `hosts` hosts stay active; each iteration starts one short
+// flow and runs until it has ended: two rate recomputations (its start and its end) over all N + 1
+// flows.
+void max_min_recompute(benchmark::State& state, int hosts) {
+    const auto topology = h800_hosts(hosts);
+    const int gpus = topology->gpu_count();
     Simulator sim(1);
     FlowNetwork network(sim, *topology);
     RngStream rng = sim.rng_stream("flows");
     auto random_flow = [&](Bytes size, std::function<void()> on_done) {
-        const int src = static_cast<int>(rng.uniform_int(64));
-        const int dst = static_cast<int>((static_cast<std::uint64_t>(src) + 1 + rng.uniform_int(63)) % 64);
+        const int src = static_cast<int>(rng.uniform_int(gpus));
+        const int dst = static_cast<int>((static_cast<std::uint64_t>(src) + 1 + rng.uniform_int(gpus - 1)) % gpus);
         network.start(src, dst, size, std::move(on_done), rng.next_u64());
     };
     for (std::int64_t i = 0; i < state.range(0); ++i) random_flow(Bytes(1e15), {});
@@ -43,7 +45,18 @@ void BM_MaxMinRecompute(benchmark::State& state) {
     }
     state.counters["active_flows"] = static_cast<double>(network.active_flows());
 }
+
+// 64 GPUs (8 H800 hosts).
+void BM_MaxMinRecompute(benchmark::State& state) {
+    max_min_recompute(state, 8);
+}
 BENCHMARK(BM_MaxMinRecompute)->Arg(256)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+// 256 GPUs (32 H800 hosts), at the scale of the EP256 validation rows (N2c has 65,280 flows).
+void BM_MaxMinRecompute256Gpus(benchmark::State& state) {
+    max_min_recompute(state, 32);
+}
+BENCHMARK(BM_MaxMinRecompute256Gpus)->Arg(32768)->Unit(benchmark::kMicrosecond);
 
 void BM_Ep64NormalDispatch(benchmark::State& state) {
     const auto topology = h800_hosts(8);
