@@ -89,7 +89,7 @@ bool Simulator::refill(std::int64_t limit_ps) {
     if (earliest > limit_ps) return false;
     // Relative to the new reference time every entry of bucket b belongs in a lower level.
     last_ps_ = earliest;
-    std::vector<QueueEntry>& source = buckets_[b];
+    Bucket& source = buckets_[static_cast<std::size_t>(b)];
     set_occupied(b, false);
     for (const QueueEntry& e : source) push(e, bucket_for(e.time_ps, earliest));
     source.clear();
@@ -125,7 +125,7 @@ void Simulator::run_until(Time limit) {
 
 void Simulator::drop_cancelled_entries() {
     // Keeps the surviving entries of `bucket` from `begin` on, in order; returns how many.
-    const auto compact = [this](std::vector<QueueEntry>& bucket, std::size_t begin) {
+    const auto compact = [this](Bucket& bucket, std::size_t begin) {
         std::size_t kept = begin;
         for (std::size_t i = begin; i < bucket.size(); ++i) {
             if (cancelled_.contains(bucket[i].seq)) {

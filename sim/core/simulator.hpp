@@ -5,6 +5,7 @@
 // moves backwards; scheduling into the past throws, in release builds too.
 #pragma once
 
+#include "block_pool.hpp"
 #include "event_callback.hpp"
 #include "rng_stream.hpp"
 #include "signal.hpp"
@@ -111,9 +112,11 @@ private:
     void drop_cancelled_entries();
     void set_occupied(int bucket, bool occupied);
 
-    std::vector<QueueEntry> now_queue_;
+    using Bucket = std::vector<QueueEntry, PoolAllocator<QueueEntry>>;
+    BlockPool pool_;  // declared first: destroyed after the buckets that hold its blocks
+    Bucket now_queue_{PoolAllocator<QueueEntry>(&pool_)};
     std::size_t now_head_ = 0;  // entries of now_queue_ before this index were taken out
-    std::vector<QueueEntry> buckets_[kBuckets];
+    std::vector<Bucket> buckets_ = std::vector<Bucket>(kBuckets, Bucket(PoolAllocator<QueueEntry>(&pool_)));
     std::int64_t bucket_min_ps_[kBuckets];           // earliest time in each non-empty bucket
     std::uint64_t occupied_[kLevels] = {};  // non-empty buckets, one bit per digit
     std::uint32_t occupied_levels_ = 0;                    // levels with a non-empty bucket
