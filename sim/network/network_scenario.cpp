@@ -223,8 +223,8 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
                 csv << fmt::format("{},{},{:.6f},{:.6f},{:.4f}\n", link.name, to_string(link.kind), b * bin_ps * 1e-6,
                                    (b + 1) * bin_ps * 1e-6, util);
             }
-            (link.kind == LinkKind::infiniband ? ib_max_util : nvlink_max_util) =
-                std::max(link.kind == LinkKind::infiniband ? ib_max_util : nvlink_max_util, mean);
+            if (link.kind == LinkKind::infiniband) ib_max_util = std::max(ib_max_util, mean);
+            if (link.kind == LinkKind::nvlink) nvlink_max_util = std::max(nvlink_max_util, mean);
         }
     }
 
