@@ -288,18 +288,21 @@ FlopsPerToken flops_per_token(const ModelSpec& m, std::int64_t seq) {
 Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t micro_batch, std::int64_t seq,
                                  const ParallelLayout& l, const ActivationOptions& o) {
     const double e = o.bytes_per_element;
+    const double lin = o.linear_input_bytes > 0 ? o.linear_input_bytes : e;  // a cached Linear input
     const double sb = d(seq) * d(micro_batch);
     const double h = d(m.hidden);
     const auto& a = m.attention;
     const double t = l.tp;
     const double at = l.attn_tp();
-    // Tensors on the residual path (norm inputs, linear inputs, dropout masks): Korthikanti's "10sbh".
-    double replicated = 4 * e * sb * h + (o.dropout ? 2 * sb * h : 0);
+    // Tensors on the residual path: Korthikanti's "10sbh" counts the two norm inputs and the two norm
+    // outputs (the inputs of the first Linear of attention and of the FFN), plus dropout masks.
+    // Recomputing the norms keeps only their inputs.
+    double replicated = 2 * e * sb * h + (o.recompute_norms ? 0 : 2 * lin * sb * h) + (o.dropout ? 2 * sb * h : 0);
     // Attention, divided over attention TP.
     double attn = 0;
     if (a.kind == AttentionKind::mla) {
-        replicated += e * sb * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim);  // latents
-        attn += e * sb * a.heads * (2.0 * a.qk_head_dim() + a.v_head_dim);           // Q, K, V
+        replicated += lin * sb * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim);  // latents
+        if (!o.recompute_up_projections) attn += e * sb * a.heads * (2.0 * a.qk_head_dim() + a.v_head_dim);  // Q, K, V
     } else {
         attn += e * sb * (d(a.heads) * a.head_dim + 2.0 * a.kv_heads * a.head_dim);  // Q, K, V
     }
@@ -309,19 +312,23 @@ Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t mic
         attn += e * a.heads * d(seq) * sb;                                      // softmax output
         if (o.dropout) attn += (1 + e) * a.heads * d(seq) * sb;                 // mask + dropout output
     }
-    attn += e * sb * a.heads * a.value_head_dim();  // attention output, the input of o_proj
-    // FFN, divided over TP (dense and shared) or spread over EP ranks (routed experts).
+    const double attn_out = o.attention_output_bytes > 0 ? o.attention_output_bytes : lin;
+    attn += attn_out * sb * a.heads * a.value_head_dim();  // attention output, the input of o_proj
+    // FFN, divided over TP (dense and shared) or spread over EP ranks (routed experts). SwiGLU keeps
+    // its two inputs and its output (the input of the down projection) unless the output is recomputed.
     double ffn = 0;
     double routed = 0;
     auto ffn_tensors = [&](double width) {
-        return m.activation == FfnActivation::swiglu ? 3 * e * sb * width : 2 * e * sb * width;
+        if (m.activation == FfnActivation::swiglu) return 2 * lin * sb * width + (o.recompute_swiglu ? 0 : lin * sb * width);
+        return e * sb * width + lin * sb * width;
     };
     if (m.is_moe_layer(layer)) {
         replicated += 4.0 * sb * m.moe.routed_experts;  // fp32 router logits
         ffn += m.moe.shared_experts * ffn_tensors(shared_width(m));
         const double k = m.moe.top_k;
-        // Under uniform routing each EP rank processes as many routed copies as it sent: sb x top_k.
-        routed += k * (2 * e * sb * h) + k * ffn_tensors(d(m.moe.expert_intermediate)) / l.expert_tp;
+        // Under uniform routing each EP rank processes as many routed copies as it sent: sb x top_k,
+        // each kept as the experts' input (a Linear input) and output (for the combine's backward).
+        routed += k * ((lin + e) * sb * h) + k * ffn_tensors(d(m.moe.expert_intermediate)) / l.expert_tp;
     } else {
         ffn += ffn_tensors(d(m.intermediate));
     }

@@ -192,10 +192,21 @@ double attended_pairs(std::int64_t prefix, std::int64_t fresh, std::int64_t chun
 // sbh(34 + 5as/h) bytes for GPT with 16-bit activations and dropout, divided by t with tensor and
 // sequence parallelism. The same tensor-by-tensor accounting is applied to SwiGLU, GQA, MLA and MoE;
 // with flash attention (the default) the s^2 terms are replaced by the output's softmax statistics.
+//
+// DeepSeek-V3's memory savings (technical report arXiv 2412.19437, sections 3.2.3 and 3.3.4) are
+// options: recomputing RMSNorm outputs and MLA's up-projections in the backward (only the norm
+// inputs and the compressed latents are kept), recomputing the SwiGLU output from its cached inputs,
+// and caching the inputs of Linear operators in FP8 (1 byte plus one FP32 scale per 128 values), with
+// the input of the projection after attention in DeepSeek's 12-bit E5M6.
 struct ActivationOptions {
     bool flash_attention = true;
     bool dropout = false;  // GPT (Megatron) keeps dropout masks; modern LLMs train without dropout
     double bytes_per_element = 2.0;
+    bool recompute_norms = false;
+    bool recompute_up_projections = false;  // MLA: queries, keys and values rebuilt from the latents
+    bool recompute_swiglu = false;
+    double linear_input_bytes = 0;       // > 0: bytes per element of cached Linear inputs (FP8: 1 + 4/128)
+    double attention_output_bytes = 0;   // > 0: bytes per element of the attention output (E5M6: 1.5)
 };
 Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t micro_batch, std::int64_t seq,
                                  const ParallelLayout& layout, const ActivationOptions& options = {});

@@ -123,6 +123,12 @@ KernelShape kernel_shape(const Operator& op) {
     return s;
 }
 
+KernelPrediction predict_operator(const Operator& op, const KernelCostModel& cost_model) {
+    if (op.is_communication())
+        throw std::invalid_argument(fmt::format("operator {} is communication: the network model prices it", op.name));
+    return kernel_op(op).empty() ? memory_roofline(op, cost_model.profile().spec) : cost_model.predict(kernel_shape(op));
+}
+
 LayerCost predict_layer_cost(const ModelSpec& m, int layer, const OperatorGraphOptions& options,
                              const KernelCostModel& cost_model) {
     LayerCost cost;
@@ -140,8 +146,7 @@ LayerCost predict_layer_cost(const ModelSpec& m, int layer, const OperatorGraphO
             ++cost.communication_operators;
         } else {
             c.kernel_op = kernel_op(op);
-            c.prediction = c.kernel_op.empty() ? memory_roofline(op, cost_model.profile().spec)
-                                               : cost_model.predict(kernel_shape(op));
+            c.prediction = predict_operator(op, cost_model);
             cost.compute_time += c.prediction.time;
             cost.flops += op.flops;
             cost.bytes += op.bytes_read + op.bytes_written;

@@ -30,6 +30,11 @@ int representative_layer(const ModelSpec& m);
 // layernorm, gelu, embedding.
 KernelShape kernel_shape(const Operator& op);
 
+// The predicted time of one compute operator: the kernel cost model's answer, or for operators without
+// a kernel table (layernorm, gelu) a memory roofline from the graph's bytes. Throws
+// std::invalid_argument for communication operators.
+KernelPrediction predict_operator(const Operator& op, const KernelCostModel& cost_model);
+
 struct OperatorCost {
     Operator op;
     std::string kernel_op;  // the cost model's op name; "" when priced by the graph's own bytes or not at all

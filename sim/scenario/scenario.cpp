@@ -2,6 +2,12 @@
 #include "scenario.hpp"
 
 #include "sim/network/network_scenario.hpp"
+#ifdef CLUSTERSIM_HAS_training_SCENARIO
+#include "sim/training/training_scenario.hpp"
+#endif
+#ifdef CLUSTERSIM_HAS_serving_SCENARIO
+#include "sim/serving/serving_scenario.hpp"
+#endif
 
 #include <fmt/format.h>
 
@@ -10,10 +16,19 @@ namespace clustersim {
 const std::vector<ScenarioKind>& scenario_kinds() {
     static const std::vector<ScenarioKind> kinds = {
         {"network", "one collective or expert-parallel dispatch/combine on a cluster topology", load_network_scenario, ""},
+#ifdef CLUSTERSIM_HAS_training_SCENARIO
+        {"training", "one training step of a parallel plan (pipeline schedules, EP, ZeRO)", load_training_scenario, ""},
+#else
         {"training", "one training step of a parallel plan (pipeline schedules, EP, ZeRO)", nullptr,
          "the training-simulation issue (DualPipe, 1F1B, ZB1P, interleaved)"},
+#endif
+#ifdef CLUSTERSIM_HAS_serving_SCENARIO
+        {"serving", "a serving deployment under a request workload (prefill/decode, KV cache, SLOs)",
+         load_serving_scenario, ""},
+#else
         {"serving", "a serving deployment under a request workload (prefill/decode, KV cache, SLOs)", nullptr,
          "the serving-simulation issue (prefill/decode disaggregation, EPLB)"},
+#endif
     };
     return kinds;
 }

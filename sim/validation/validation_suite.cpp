@@ -85,7 +85,7 @@ InputError input_error(const fs::path& file, int line, const std::string& key, c
 // Runs a row's scenario and reads the metric of its unit from the summary.
 void predict(RowResult& r, const fs::path& published_file, const fs::path& scenario_file, const fs::path& scratch_dir) {
     const PublishedRow& row = r.row;
-    const SummaryMetric* metric = metric_for_unit(row.unit);
+    const SummaryMetric* metric = metric_for(row.unit, row.figure);
     if (!metric) {
         std::string units;
         for (const auto& m : summary_metrics()) units += fmt::format("{}\"{}\"", units.empty() ? "" : ", ", m.unit);
@@ -148,15 +148,30 @@ const std::vector<SummaryMetric>& summary_metrics() {
         {"GB/s (logical RDMA)", "logical_bandwidth_gb_per_s", true, "logical_bytes_kind", "rdma"},
         // Low-latency kernels: the time of one dispatch or combine.
         {"us", "time_us", false, "", ""},
+        // Training (T1, T3): one simulated step; MFU as DeepSeek and Megatron count it (the summary's
+        // mfu_convention says how).
+        {"tokens/s/GPU", "tokens_per_s_per_gpu", true, "kind", "training"},
+        {"s", "step_time_s", false, "kind", "training"},
+        {"%", "mfu_percent", true, "kind", "training", "MFU"},
+        {"TFLOPS", "model_tflops_per_gpu", true, "kind", "training"},
+        // DeepSeek's profiled DualPipe chunk pair (T2): the overlapped F&B pair of one all-MoE part.
+        {"ms", "pair_span_ms", false, "kind", "training", "span"},
+        {"%", "pair_ep_comm_hidden_percent", true, "kind", "training", "hidden"},
+        {"ms", "dispatch_ms_per_call", false, "kind", "training", "dispatch"},
+        {"ms", "combine_ms_per_call", false, "kind", "training", "combine"},
     };
     return metrics;
 }
 
-const SummaryMetric* metric_for_unit(const std::string& unit) {
-    for (const auto& m : summary_metrics())
-        if (m.unit == unit) return &m;
+const SummaryMetric* metric_for(const std::string& unit, const std::string& figure) {
+    for (const auto& m : summary_metrics()) {
+        if (m.unit != unit) continue;
+        if (m.figure_contains.empty() || figure.find(m.figure_contains) != std::string::npos) return &m;
+    }
     return nullptr;
 }
+
+const SummaryMetric* metric_for_unit(const std::string& unit) { return metric_for(unit, ""); }
 
 bool RowResult::faster_than_published() const {
     if (!error || !metric || *error == 0) return false;

@@ -31,8 +31,11 @@ struct SummaryMetric {
     bool higher_is_faster = false;    // bandwidth: a higher prediction means a faster model
     std::string_view required_key;    // a summary field that must equal required_value ("" for none),
     std::string_view required_value;  // so a row is never compared with bytes counted another way
+    std::string_view figure_contains = {};  // when one unit names several metrics: a word of the row's figure
 };
 const std::vector<SummaryMetric>& summary_metrics();
+// The metric a row with this unit and figure is compared on (figure "" matches entries of any figure).
+const SummaryMetric* metric_for(const std::string& unit, const std::string& figure);
 const SummaryMetric* metric_for_unit(const std::string& unit);
 
 struct RowResult {

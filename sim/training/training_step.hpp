@@ -1,0 +1,86 @@
+// One training step of one pipeline replica: the schedule's instruction streams run on the event
+// engine with chunk times from the kernel cost model and the network model, point-to-point sends as
+// flows on the cluster's fabric, then the data-parallel gradient reduce-scatter, the optimizer step
+// and the ZeRO parameter all-gather. Identical replicas are not simulated twice: every replica runs
+// the same timeline, and the data-parallel collectives that tie them together are simulated on the
+// fabric among the replicas' GPUs.
+//
+// What is not modelled (kept visible in README.md): contention between the traffic of different
+// kinds (EP all-to-all, pipeline sends, data-parallel collectives) and between EP groups; routing
+// skew (training uses balanced routing, as DeepSeek's auxiliary-loss-free balancing aims for);
+// CPU launch overheads; the time-varying SM split when a communication kernel starts or ends inside
+// a compute kernel (compute runs on the SMs left by communication for the whole overlapped pair).
+#pragma once
+
+#include "kernels/kernel_cost_model.hpp"
+#include "sim/pipeline/pipeline_executor.hpp"
+#include "sim/training/training_costs.hpp"
+#include "sim/training/training_memory.hpp"
+#include "sim/training/training_plan.hpp"
+
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace clustersim {
+
+struct RankStep {
+    int rank = 0;
+    std::vector<int> parts;
+    Time pipeline_end;       // the rank's last instruction ends
+    Time busy;               // sum of its instructions' spans
+    Time compute;            // of which the compute stream was busy
+    Time exposed_comm;       // busy - compute: time the compute stream waited for communication
+    Time expert_comm;        // EP dispatch/combine time of its chunks (hidden or not)
+    Time hidden_expert_comm;
+    Time grads_ready;        // the last backward (or W) of its parts ends
+    Time dp_reduce;          // gradient reduce-scatter time (dense and expert groups)
+    Time dp_reduce_end;
+    Time optimizer;          // the AdamW update of its shard
+    Time param_gather;       // ZeRO parameter all-gather
+    Time param_gather_exposed;
+    Time step_end;
+    Flops flops;             // compute FLOPs of its chunks
+};
+
+// An overlapped forward-and-backward pair of one model part, as in deepseek-ai/profile-data.
+struct PairReport {
+    int part = -1;
+    int layers = 0;
+    OverlapResult pair;
+    Time forward_alone;
+    Time backward_alone;
+    Time dispatch_fp8;
+    Time dispatch_bf16;
+    Time combine;
+};
+
+struct TrainingStep {
+    PipelineSchedule schedule;
+    PipelineRun run;
+    std::vector<RankStep> ranks;
+    MemoryReport memory;
+    Time step_time;
+    Time pipeline_time;
+    Flops model_flops_per_step;  // the MFU convention's FLOPs (flops_per_token(...).training() x tokens)
+    std::map<Provenance, Time> provenance;  // kernel time priced, by provenance
+    std::optional<PairReport> pair;
+    double shared_sm_slowdown = 1;
+    Time p2p_transfer;  // one activation send alone on the fabric (rank 0 to 1)
+
+    double tokens_per_s_per_gpu = 0;
+    double model_tflops_per_gpu = 0;
+    double mfu = 0;
+    double bubble_fraction = 0;
+    double exposed_comm_fraction = 0;
+    double gpu_hours_per_trillion_tokens = 0;
+};
+
+// Simulates one step. When the plan does not fit in memory, only `memory` (and the schedule) are
+// filled and `step_time` is zero.
+TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostModel& cost_model, std::uint64_t seed);
+
+// The first model part whose layers are all MoE layers (for the pair report), or -1.
+int first_all_moe_part(const TrainingPlan& plan);
+
+}  // namespace clustersim
