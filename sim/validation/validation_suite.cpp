@@ -27,7 +27,7 @@ constexpr PendingPart kPendingKinds[] = {
     {"serving", "needs the serving scenario kind (issue 6)"},
 };
 constexpr PendingPart kPendingRowPrefixes[] = {
-    {"X1", "needs the DualPipe, 1F1B and ZB1P schedules of the training simulation (issue 5)"},
+    {"S1", "needs the serving scenario kind (issue 6)"},
 };
 
 // The reason a row of an unimplemented scenario kind has no prediction, or "" if its kind is ready.
