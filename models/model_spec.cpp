@@ -327,8 +327,10 @@ Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t mic
         ffn += m.moe.shared_experts * ffn_tensors(shared_width(m));
         const double k = m.moe.top_k;
         // Under uniform routing each EP rank processes as many routed copies as it sent: sb x top_k,
-        // each kept as the experts' input (a Linear input) and output (for the combine's backward).
-        routed += k * ((lin + e) * sb * h) + k * ffn_tensors(d(m.moe.expert_intermediate)) / l.expert_tp;
+        // each kept as the experts' input (a Linear input) and, when the router weights scale the
+        // outputs, as the output too (for the weights' gradient).
+        const double kept_per_copy = lin + (o.weights_on_expert_output ? e : 0.0);
+        routed += k * (kept_per_copy * sb * h) + k * ffn_tensors(d(m.moe.expert_intermediate)) / l.expert_tp;
     } else {
         ffn += ffn_tensors(d(m.intermediate));
     }

@@ -207,6 +207,10 @@ struct ActivationOptions {
     bool recompute_swiglu = false;
     double linear_input_bytes = 0;       // > 0: bytes per element of cached Linear inputs (FP8: 1 + 4/128)
     double attention_output_bytes = 0;   // > 0: bytes per element of the attention output (E5M6: 1.5)
+    // Where the router's top-k weights scale a routed expert's contribution: on its output (the output
+    // is kept for the weights' gradient), or inside the expert on the SwiGLU output before the down
+    // projection (nothing more is kept: the down projection's input is needed anyway).
+    bool weights_on_expert_output = true;
 };
 Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t micro_batch, std::int64_t seq,
                                  const ParallelLayout& layout, const ActivationOptions& options = {});

@@ -2,6 +2,7 @@
 #include "sim/training/training_memory.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 namespace clustersim {
 
@@ -20,6 +21,7 @@ double part_expert_parameters(const TrainingPlan& plan, int part) {
 
 ActivationOptions activation_options(const TrainingPlan& plan) {
     ActivationOptions o;
+    o.weights_on_expert_output = plan.router_weights_on_output;
     if (plan.recompute == Recompute::selective) {
         o.recompute_norms = true;
         o.recompute_up_projections = true;
@@ -64,8 +66,34 @@ int MemoryReport::peak_rank() const {
     return best;
 }
 
+std::vector<Bytes> peak_activation_bytes(const TrainingPlan& plan, const PipelineSchedule& schedule,
+                                         const PipelineRun& run) {
+    std::vector<Bytes> per_part;
+    for (int part = 0; part < static_cast<int>(plan.layers_per_part.size()); ++part)
+        per_part.push_back(part_activation_bytes(plan, part));
+    // (time, 0 for an end / 1 for a start, bytes) per rank: ends before starts at the same instant.
+    std::vector<std::vector<std::tuple<Time, int, double>>> events(static_cast<std::size_t>(schedule.ranks));
+    for (const auto& e : run.timeline) {
+        for (const auto& item : e.instruction.items) {
+            const double bytes = per_part[static_cast<std::size_t>(schedule.stage_part[static_cast<std::size_t>(item.stage)])].bytes();
+            if (item.kind == WorkKind::forward) events[static_cast<std::size_t>(e.rank)].emplace_back(e.start, 1, bytes);
+            if (item.kind == WorkKind::backward || item.kind == WorkKind::backward_weight)
+                events[static_cast<std::size_t>(e.rank)].emplace_back(e.end, 0, -bytes);
+        }
+    }
+    std::vector<Bytes> peak;
+    for (auto& list : events) {
+        std::sort(list.begin(), list.end());
+        double held = 0, most = 0;
+        for (const auto& [t, order, delta] : list) most = std::max(most, held += delta);
+        peak.emplace_back(most);
+    }
+    return peak;
+}
+
 MemoryReport training_memory(const TrainingPlan& plan, const std::vector<std::vector<int>>& parts_of_rank,
-                             const std::vector<int>& peak_activations, Bytes capacity) {
+                             const std::vector<int>& peak_activations, const std::vector<Bytes>& peak_bytes,
+                             Bytes capacity) {
     MemoryReport report;
     report.capacity = capacity;
     const auto& o = plan.optimizer;
@@ -87,7 +115,7 @@ MemoryReport training_memory(const TrainingPlan& plan, const std::vector<std::ve
         mem.gradients = Bytes(kept(2) * o.grad_bytes);
         mem.optimizer_states = Bytes(kept(1) * (o.master_bytes + 2 * o.state_bytes));
         mem.peak_micro_batches = peak_activations.at(r);
-        mem.activations = mem.activations_per_micro_batch * static_cast<double>(mem.peak_micro_batches);
+        mem.activations = peak_bytes.at(r);
         mem.reserve = plan.memory_reserve;
         report.ranks.push_back(mem);
     }

@@ -5,11 +5,12 @@
 // Conventions (ZeRO, Rajbhandari et al. 2020, section 5): stage 1 shards the optimizer states (master
 // weights and Adam moments) over the data-parallel group, stage 2 also the gradients, stage 3 also
 // the working parameters. Non-expert tensors are sharded over dp ranks, routed experts over the
-// expert_dp ranks that hold the same experts. Activations: the schedule's peak count of micro-batch
-// activations held on the rank (PipelineRun::peak_activations) times the largest per-micro-batch
-// activation of the model parts the rank holds (models/model_spec.hpp, Korthikanti et al. 2022).
+// expert_dp ranks that hold the same experts. Activations: the most bytes the schedule keeps in flight
+// on the rank, each micro-batch's activation of a stage weighing what its model part keeps
+// (models/model_spec.hpp, Korthikanti et al. 2022).
 #pragma once
 
+#include "sim/pipeline/pipeline_executor.hpp"
 #include "sim/training/training_plan.hpp"
 
 #include <vector>
@@ -24,7 +25,7 @@ struct RankMemory {
     Bytes gradients;
     Bytes optimizer_states;
     Bytes activations;
-    Bytes activations_per_micro_batch;  // the largest of the rank's parts
+    Bytes activations_per_micro_batch;  // the largest of the rank's parts (for reporting)
     int peak_micro_batches = 0;
     Bytes reserve;
     Bytes total() const { return weights + gradients + optimizer_states + activations + reserve; }
@@ -48,8 +49,16 @@ Bytes part_activation_bytes(const TrainingPlan& plan, int part);
 // The activation accounting options the plan's recomputation and caching choices amount to.
 ActivationOptions activation_options(const TrainingPlan& plan);
 
-// `parts_of_rank[r]`: the model parts rank r holds; `peak_activations[r]`: the schedule's peak.
+// Per rank, the most activation bytes held at once in `run` of `schedule`: a micro-batch's activation of
+// a stage (part_activation_bytes of the stage's part) is held from the start of its forward to the end
+// of its full backward or W, as PipelineRun::peak_activations counts them.
+std::vector<Bytes> peak_activation_bytes(const TrainingPlan& plan, const PipelineSchedule& schedule,
+                                         const PipelineRun& run);
+
+// `parts_of_rank[r]`: the model parts rank r holds; `peak_activations[r]`: the schedule's peak count of
+// micro-batch activations; `peak_bytes[r]`: the peak in bytes (peak_activation_bytes).
 MemoryReport training_memory(const TrainingPlan& plan, const std::vector<std::vector<int>>& parts_of_rank,
-                             const std::vector<int>& peak_activations, Bytes capacity);
+                             const std::vector<int>& peak_activations, const std::vector<Bytes>& peak_bytes,
+                             Bytes capacity);
 
 }  // namespace clustersim

@@ -121,6 +121,11 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     plan.fp8_activation_cache =
         root.choice("activation_cache", {"bf16", "fp8"}, std::string("bf16"),
                     "precision of the Linear inputs kept for the backward (fp8: DeepSeek-V3 section 3.3.4)") == "fp8";
+    plan.router_weights_on_output =
+        root.choice("router_weights", {"on_expert_output", "inside_expert"}, std::string("on_expert_output"),
+                    "where the top-k router weights scale a routed expert: on its output (kept for the weights' "
+                    "gradient) or on the SwiGLU output before the down projection (nothing more kept)") ==
+        "on_expert_output";
     plan.communication_sms = root.optional<int>("communication_sms", 0,
                                                 "SMs that expert-parallel communication kernels hold while they run "
                                                 "(DeepSeek-V3: 20 of 132)", at_least(0));

@@ -68,7 +68,8 @@ struct TrainingPlan {
     int micro_batches = 0;              // per pipeline: global_batch / (dp x micro_batch_size)
     Precision precision = Precision::bf16;
     Recompute recompute = Recompute::none;
-    bool fp8_activation_cache = false;  // Linear inputs cached in FP8 for the backward (DeepSeek-V3 3.3.4)
+    bool fp8_activation_cache = false;
+    bool router_weights_on_output = true;  // false: applied to the SwiGLU output inside the expert  // Linear inputs cached in FP8 for the backward (DeepSeek-V3 3.3.4)
     int communication_sms = 0;  // SMs DeepEP-style kernels hold while they run
     int node_limit = 0;         // hosts one token may be dispatched to (0: the model's topk_group or all)
     bool include_mtp = true;    // DeepSeek MTP modules on the last part, when the model has them

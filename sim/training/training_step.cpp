@@ -109,7 +109,8 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
             Time duration(int, const Instruction& i) override { return Time::from_ps(static_cast<std::int64_t>(i.items.size())); }
         } unit;
         const PipelineRun shape = run_pipeline(sim, schedule, unit);
-        step.memory = training_memory(plan, parts_of_rank, shape.peak_activations, spec.hbm_capacity.value);
+        step.memory = training_memory(plan, parts_of_rank, shape.peak_activations,
+                                      peak_activation_bytes(plan, schedule, shape), spec.hbm_capacity.value);
     }
     if (!step.memory.fits() && !plan.simulate_if_over_memory) return step;
 

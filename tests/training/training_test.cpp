@@ -117,7 +117,8 @@ TEST_CASE("memory follows the ZeRO stages", "[training][memory]") {
     const std::vector<std::vector<int>> parts = {{0}, {1}};
     for (int zero = 0; zero <= 3; ++zero) {
         plan.parallel.zero_stage = zero;
-        const MemoryReport m = training_memory(plan, parts, {2, 1}, Bytes(80e9));
+        const Bytes act = part_activation_bytes(plan, 0);
+        const MemoryReport m = training_memory(plan, parts, {2, 1}, {act * 2.0, act}, Bytes(80e9));
         const RankMemory& r = m.ranks[0];
         const double dp = plan.parallel.dp;
         CHECK(r.weights.bytes() == Approx(params * 2 / (zero >= 3 ? dp : 1)));
