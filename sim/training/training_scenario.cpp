@@ -120,6 +120,7 @@ public:
             "shares of the priced kernel time by how each kernel time was obtained; communication is computed by "
             "the flow-level network model from the topology's link parameters";
         out.write_json("summary.json", s);
+        write_parts_csv(out, step);
         out.write_text("schedule.svg",
                        pipeline_svg(step.schedule, step.run,
                                     fmt::format("{}: {} on {} ranks, {} micro-batches", plan_.name,
@@ -155,6 +156,19 @@ private:
                                rs.flops.value() / 1e12, m.peak_micro_batches, gib(m.weights), gib(m.gradients),
                                gib(m.optimizer_states), gib(m.activations), gib(m.total()));
         }
+    }
+
+    // One row per model part: its chunks alone, with their compute and communication.
+    static void write_parts_csv(RunOutput& out, const TrainingStep& step) {
+        auto csv = out.open("parts.csv");
+        csv << "part,first_layer,layers,parameters,activations_gib_per_micro_batch,forward_ms,forward_comm_ms,"
+               "backward_ms,backward_comm_ms,backward_input_ms,weight_ms,forward_tflop,backward_tflop\n";
+        for (const auto& p : step.parts)
+            csv << fmt::format("{},{},{},{:.0f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.3f},{:.3f}\n", p.part,
+                               p.first_layer, p.layers, p.parameters, gib(p.activations_per_micro_batch),
+                               ms(p.forward.span), ms(p.forward.communication), ms(p.backward.span),
+                               ms(p.backward.communication), ms(p.backward_input.span), ms(p.backward_weight.span),
+                               p.forward_flops.value() / 1e12, p.backward_flops.value() / 1e12);
     }
 
     void write_trace(RunOutput& out, const TrainingStep& step) const {

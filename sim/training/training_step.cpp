@@ -203,6 +203,22 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     step.gpu_hours_per_trillion_tokens = 1e12 / step.tokens_per_s_per_gpu / 3600.0;
     step.provenance = chunks.provenance_time();
 
+    for (int part = 0; part < static_cast<int>(plan.layers_per_part.size()); ++part) {
+        PartReport pr;
+        pr.part = part;
+        pr.first_layer = part_layout(plan, part).first_layer;
+        pr.layers = plan.layers_per_part[static_cast<std::size_t>(part)];
+        pr.forward = run_chains({&chunks.chunk(part, WorkKind::forward, false)});
+        pr.backward = run_chains({&chunks.chunk(part, WorkKind::backward, false)});
+        pr.backward_input = run_chains({&chunks.chunk(part, WorkKind::backward_input, false)});
+        pr.backward_weight = run_chains({&chunks.chunk(part, WorkKind::backward_weight, false)});
+        pr.forward_flops = chunks.flops(part, WorkKind::forward);
+        pr.backward_flops = chunks.flops(part, WorkKind::backward);
+        pr.parameters = part_parameters(plan, part);
+        pr.activations_per_micro_batch = part_activation_bytes(plan, part);
+        step.parts.push_back(pr);
+    }
+
     // The overlapped pair of one all-MoE part, as deepseek-ai/profile-data's train.json shows it.
     const int part = first_all_moe_part(plan);
     if (part >= 0 && p.ep > 1) {

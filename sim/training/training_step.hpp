@@ -43,6 +43,17 @@ struct RankStep {
     Flops flops;             // compute FLOPs of its chunks
 };
 
+// One model part's chunks, each run alone (on all SMs).
+struct PartReport {
+    int part = 0;
+    int first_layer = 0;
+    int layers = 0;
+    OverlapResult forward, backward, backward_input, backward_weight;
+    Flops forward_flops, backward_flops;
+    double parameters = 0;
+    Bytes activations_per_micro_batch;
+};
+
 // An overlapped forward-and-backward pair of one model part, as in deepseek-ai/profile-data.
 struct PairReport {
     int part = -1;
@@ -65,6 +76,7 @@ struct TrainingStep {
     Flops model_flops_per_step;  // the MFU convention's FLOPs (flops_per_token(...).training() x tokens)
     std::map<Provenance, Time> provenance;  // kernel time priced, by provenance
     std::optional<PairReport> pair;
+    std::vector<PartReport> parts;
     double shared_sm_slowdown = 1;
     Time p2p_transfer;  // one activation send alone on the fabric (rank 0 to 1)
 
