@@ -4,8 +4,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
+#include <set>
 #include <stdexcept>
+#include <tuple>
 
 namespace clustersim {
 
@@ -22,6 +25,15 @@ double low_latency_dispatch_message_bytes(const ExpertParallelSpec& spec) {
 }
 
 double low_latency_combine_message_bytes(const ExpertParallelSpec& spec) { return spec.hidden * 2.0; }
+
+// Per-SM copy throughput, from DeepEP's own bandwidth model of its kernels: deepseek-ai/DeepEP
+// deep_ep/buffers/elastic.py, ElasticBuffer.get_theoretical_num_sms(), whose defaults are
+// sm_read_gbs = 200 and sm_write_gbs = 50, documented there as "the per-SM HBM read/write bandwidth in
+// GB/s" (with a TODO to use other values on other architectures). That model charges every byte an SM
+// stores, whether into a local send buffer or to a peer over NVLink ("Issue NVLink"), to sm_write, and
+// every byte it loads to sm_read. GB is 1e9 bytes there, as in DeepEP's tests.
+Bandwidth deepep_sm_write_rate() { return Bandwidth::bytes_per_second(50e9); }
+Bandwidth deepep_sm_read_rate() { return Bandwidth::bytes_per_second(200e9); }
 
 namespace {
 
@@ -61,6 +73,132 @@ Layout make_layout(const ExpertParallelSpec& spec, const Topology& topology) {
         if (on_host.size() != layout.ranks_on_host.front().size())
             throw std::invalid_argument("expert parallelism needs the same number of EP ranks on every host");
     return layout;
+}
+
+// What the SMs of a normal-mode kernel do, by role. DeepEP splits the kernel's SMs into sms / 2
+// channels of two blocks each (deepseek-ai/DeepEP csrc/kernels/intranode.cu and internode.cu:
+// `num_channels = num_sms / 2`), one block of each channel per role below, so each role has sms / 2
+// SMs on every GPU:
+//   intranode dispatch: even blocks send (store each token into the receiver's queue over NVLink),
+//     odd blocks receive (copy from their queue into recv_x): both store every byte once.
+//   intranode combine: even blocks send (store each expert output into the token owner's queue), odd
+//     blocks load every received copy and reduce it into the token.
+//   internode dispatch (`is_forwarder = sm_id % 2 == 0`): the forwarder block's kRDMAAndNVLForwarder
+//     warps store each token received by RDMA into the NVLink peers' queues; the other block holds the
+//     kRDMASender warps (copy each token into the RDMA send buffer) and the kNVLReceivers (copy from
+//     the NVLink queue into recv_x).
+//   internode combine (`is_rdma_receiver_sm = sm_id % 2 == 1`): one block holds the kNVLSender warps
+//     (store into the relay's NVLink queue) and the kNVLAndRDMAForwarder warps (reduce and store into
+//     the RDMA send buffer); the receiver block's kRDMAReceiver warps load every copy and reduce.
+enum class SmRole { even_blocks, odd_blocks };
+
+class SmCaps {
+public:
+    SmCaps(const ExpertParallelSpec& spec, TransferDag& dag, const Topology& topology)
+        : spec_(spec), dag_(dag), topology_(topology) {}
+    // Limits transfer `id` by the store rate of `role` on EP rank `rank` (or its load rate); `rank`'s
+    // GPU is the transfer's source or its destination.
+    void limit(TransferId id, std::size_t rank, SmRole role, bool loads = false) {
+        if (!spec_.sm_copy_limit || spec_.mode != ExpertCommMode::normal || spec_.sms < 2) return;
+        Pending& p = pending_[std::make_tuple(rank, static_cast<int>(role), loads)];
+        p.transfers.push_back(id);
+        // The link by which the transfer leaves (or reaches) that GPU.
+        const Transfer& t = dag_.transfers()[id];
+        if (t.explicit_path) {
+            path_ = t.path;
+        } else {
+            topology_.route_into(t.src, t.dst, t.flow_key, path_);
+        }
+        if (path_.empty()) return;
+        p.gpu_links.insert(t.src == spec_.gpus[rank] ? path_.front() : path_.back());
+    }
+
+    // Adds the caps to the graph. A cap whose capacity is at least that of all the links by which its
+    // transfers leave or reach the GPU can never bind (those links already hold the transfers to less),
+    // so it is left out: max-min rates are the same, and the filling does not pay for a link shared by
+    // hundreds of flows.
+    void apply() {
+        const double channels = spec_.sms / 2;
+        for (const auto& [key, p] : pending_) {
+            const auto& [rank, role, loads] = key;
+            const Bandwidth rate = loads ? deepep_sm_read_rate() : deepep_sm_write_rate();
+            const double cap = channels * rate.bytes_per_second();
+            double links = 0;
+            for (LinkIndex l : p.gpu_links) links += topology_.link(l).effective_bandwidth().bytes_per_second();
+            if (cap >= links) continue;
+            const std::uint32_t id = dag_.add_rate_cap(
+                Bandwidth::bytes_per_second(cap),
+                fmt::format("rank {} {} SMs {}", rank, role == static_cast<int>(SmRole::even_blocks) ? "even" : "odd",
+                            loads ? "loads" : "stores"));
+            for (TransferId t : p.transfers) dag_.apply_rate_cap(t, id);
+        }
+    }
+
+private:
+    struct Pending {
+        std::vector<TransferId> transfers;
+        std::set<LinkIndex> gpu_links;
+    };
+    const ExpertParallelSpec& spec_;
+    TransferDag& dag_;
+    const Topology& topology_;
+    std::map<std::tuple<std::size_t, int, bool>, Pending> pending_;
+    std::vector<LinkIndex> path_;
+};
+
+// One barrier round among the EP ranks `group`: every rank signals every other with a zero-byte
+// message and is through once all the others' signals have arrived, so a round costs the slowest
+// path's latency. This is how DeepEP's barriers work: intranode.cu barrier_device (a flag written to
+// each NVLink peer, then a wait for all peers' flags) and nvshmem_sync among the RDMA ranks.
+void barrier_round(TransferDag& dag, const std::vector<int>& gpus, const std::vector<std::size_t>& group,
+                   std::vector<std::vector<TransferId>>& ready, const std::string& label) {
+    std::vector<std::vector<TransferId>> arrived(group.size());
+    for (std::size_t i = 0; i < group.size(); ++i) {
+        for (std::size_t j = 0; j < group.size(); ++j) {
+            if (i == j) continue;
+            arrived[j].push_back(dag.add(gpus[group[i]], gpus[group[j]], Bytes(0), ready[group[i]], label));
+        }
+    }
+    for (std::size_t j = 0; j < group.size(); ++j) {
+        auto& deps = arrived[j];
+        deps.insert(deps.end(), ready[group[j]].begin(), ready[group[j]].end());
+        ready[group[j]] = {dag.join(gpus[group[j]], std::move(deps), label + " done")};
+    }
+}
+
+// The notify kernel DeepEP runs before a normal-mode dispatch or combine with a cached layout (what
+// its tests time, and what a combine or a backward dispatch always runs): within a host,
+// intranode.cu cached_notify_dispatch and cached_notify_combine each do barrier_device, clean the
+// queues, barrier_device again; across hosts, internode.cu cached_notify runs, on two blocks at once,
+// nvshmem_sync_with_same_gpu_idx among the RDMA ranks twice (around a clean) and barrier_block among
+// the NVLink peers twice. Returns, per EP rank, what its data transfers must wait for.
+std::vector<std::vector<TransferId>> notify_barriers(TransferDag& dag, const ExpertParallelSpec& spec,
+                                                     const Layout& layout) {
+    const std::size_t n = spec.gpus.size();
+    std::vector<std::vector<TransferId>> ready(n);
+    if (!spec.kernel_sync || n < 2) return ready;
+    const std::string phase = spec.phase == ExpertCommPhase::dispatch ? "dispatch" : "combine";
+    std::vector<std::vector<TransferId>> nvl = ready;
+    for (int round = 0; round < 2; ++round)
+        for (const auto& on_host : layout.ranks_on_host) {
+            std::vector<std::size_t> group(on_host.begin(), on_host.end());
+            if (group.size() > 1) barrier_round(dag, spec.gpus, group, nvl, "notify " + phase + " nvlink barrier");
+        }
+    if (layout.hosts.size() == 1) return nvl;
+    std::vector<std::vector<TransferId>> rdma = ready;
+    const std::size_t per_host = layout.ranks_on_host.front().size();
+    for (int round = 0; round < 2; ++round)
+        for (std::size_t rail = 0; rail < per_host; ++rail) {
+            std::vector<std::size_t> group;
+            for (const auto& on_host : layout.ranks_on_host) group.push_back(static_cast<std::size_t>(on_host[rail]));
+            barrier_round(dag, spec.gpus, group, rdma, "notify " + phase + " rdma barrier");
+        }
+    for (std::size_t r = 0; r < n; ++r) {
+        std::vector<TransferId> deps = nvl[r];
+        deps.insert(deps.end(), rdma[r].begin(), rdma[r].end());
+        ready[r] = {dag.join(spec.gpus[r], std::move(deps), "notify " + phase + " done")};
+    }
+    return ready;
 }
 
 }  // namespace
@@ -129,7 +267,14 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
                 const double count = pair_messages[r * n + d];
                 if (count == 0) continue;
                 plan.logical_bytes[r] += count * message;
-                if (d != r) add(r, d, count * message, {}, dispatch ? "ll dispatch" : "ll combine");
+                if (d == r) continue;
+                const TransferId data = add(r, d, count * message, {}, dispatch ? "ll dispatch" : "ll combine");
+                // Then the signal the receiver waits for before it reads the data: in
+                // csrc/kernels/internode_ll.cu, dispatch writes each expert's token count to the
+                // destination once that expert's tokens are all sent (an RDMA atomic, or a store over
+                // NVLink), and combine sets rdma_recv_flag the same way; the receiving warp group spins
+                // on it. One zero-byte message per (sender, receiver) pair: a path latency after its data.
+                if (spec.kernel_sync) add(r, d, 0, {data}, dispatch ? "ll dispatch count" : "ll combine flag");
             }
         }
         return plan;
@@ -160,6 +305,9 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
         }
     }
 
+    const std::vector<std::vector<TransferId>> ready = notify_barriers(plan.dag, spec, layout);
+    SmCaps sm_caps(spec, plan.dag, topology);
+
     if (hosts == 1) {
         // Intranode kernels: direct NVLink transfers; DeepEP counts the bytes each rank receives.
         plan.logical_bytes_kind = "nvlink";
@@ -167,9 +315,14 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
             for (std::size_t d = 0; d < n; ++d) {
                 const double bytes = tokens_to_rank[r * n + d] * token;
                 plan.logical_bytes[dispatch ? d : r] += bytes;
-                if (d != r && bytes > 0) add(r, d, bytes, {}, dispatch ? "dispatch nvlink" : "combine nvlink");
+                if (d == r || bytes == 0) continue;
+                const std::size_t sender = dispatch ? r : d, receiver = dispatch ? d : r;
+                const TransferId id = add(r, d, bytes, ready[sender], dispatch ? "dispatch nvlink" : "combine nvlink");
+                sm_caps.limit(id, sender, SmRole::even_blocks);
+                sm_caps.limit(id, receiver, SmRole::odd_blocks, /*loads=*/!dispatch);
             }
         }
+        sm_caps.apply();
         return plan;
     }
 
@@ -188,7 +341,9 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
             plan.logical_bytes[r] += host_tokens * token;
             const auto relay = static_cast<std::size_t>(layout.ranks_on_host[h][rail]);
             const auto& targets = layout.ranks_on_host[h];
-            std::vector<TransferId> rdma_prev, fwd_prev(targets.size());
+            // Dispatch's first RDMA chunk waits for the notify; combine's gathers do (below).
+            std::vector<TransferId> rdma_prev = dispatch ? ready[r] : std::vector<TransferId>{};
+            std::vector<TransferId> fwd_prev(targets.size());
             for (int c = 0; c < chunks; ++c) {
                 const std::string tag = fmt::format("chunk {}", c);
                 std::vector<TransferId> fwd(targets.size());
@@ -198,6 +353,7 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
                     const TransferId rdma =
                         h == own_host ? plan.dag.join(gpu(r), rdma_deps, "local " + tag)
                                       : add(r, relay, host_tokens * token / chunks, rdma_deps, "dispatch rdma " + tag);
+                    if (h != own_host) sm_caps.limit(rdma, r, SmRole::odd_blocks);  // kRDMASender warps
                     rdma_prev = {rdma};
                     for (std::size_t i = 0; i < targets.size(); ++i) {
                         const auto d = static_cast<std::size_t>(targets[i]);
@@ -207,19 +363,25 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
                         fwd[i] = d == relay || bytes == 0 ? plan.dag.join(gpu(d), deps, "forward " + tag)
                                                           : plan.dag.add(gpu(relay), gpu(d), Bytes(bytes), deps,
                                                                          "dispatch nvlink forward " + tag);
-                        if (d != relay) plan.nvlink_bytes += bytes;
+                        if (d != relay && bytes > 0) {
+                            plan.nvlink_bytes += bytes;
+                            sm_caps.limit(fwd[i], relay, SmRole::even_blocks);  // kRDMAAndNVLForwarder warps
+                            sm_caps.limit(fwd[i], d, SmRole::odd_blocks);       // kNVLReceivers
+                        }
                     }
                 } else {
                     // Combine: each expert GPU sends chunk c to the relay, which reduces and sends it home.
                     for (std::size_t i = 0; i < targets.size(); ++i) {
                         const auto d = static_cast<std::size_t>(targets[i]);
-                        std::vector<TransferId> deps;
-                        if (c > 0) deps.push_back(fwd_prev[i]);
+                        std::vector<TransferId> deps = c > 0 ? std::vector<TransferId>{fwd_prev[i]} : ready[d];
                         const double bytes = tokens_to_rank[r * n + d] * token / chunks;
                         fwd[i] = d == relay || bytes == 0 ? plan.dag.join(gpu(d), deps, "gather " + tag)
                                                           : plan.dag.add(gpu(d), gpu(relay), Bytes(bytes), deps,
                                                                          "combine nvlink gather " + tag);
-                        if (d != relay) plan.nvlink_bytes += bytes;
+                        if (d != relay && bytes > 0) {
+                            plan.nvlink_bytes += bytes;
+                            sm_caps.limit(fwd[i], d, SmRole::even_blocks);  // kNVLSender warps
+                        }
                     }
                     std::vector<TransferId> deps = fwd;
                     deps.insert(deps.end(), rdma_prev.begin(), rdma_prev.end());
@@ -227,13 +389,18 @@ ExpertCommPlan build_expert_comm(const ExpertParallelSpec& spec, const TokenRout
                         h == own_host ? plan.dag.join(gpu(r), deps, "local " + tag)
                                       : plan.dag.add(gpu(relay), gpu(r), Bytes(host_tokens * token / chunks), deps,
                                                      "combine rdma " + tag);
-                    if (h != own_host) plan.ib_bytes += host_tokens * token / chunks;
+                    if (h != own_host) {
+                        plan.ib_bytes += host_tokens * token / chunks;
+                        sm_caps.limit(rdma, relay, SmRole::even_blocks);             // kNVLAndRDMAForwarder warps
+                        sm_caps.limit(rdma, r, SmRole::odd_blocks, /*loads=*/true);  // kRDMAReceiver warps
+                    }
                     rdma_prev = {rdma};
                 }
                 fwd_prev = fwd;
             }
         }
     }
+    sm_caps.apply();
     return plan;
 }
 

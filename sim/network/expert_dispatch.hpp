@@ -7,6 +7,12 @@
 // values, combine carries BF16 and reduces on the way back. The kernels hold a fixed number of SMs.
 // Low-latency mode (decode): each (token, selected expert) is sent directly by RDMA to the GPU of
 // the expert (over NVLink inside a host), no SMs held while data is in flight.
+//
+// Besides the bytes on the links, the graphs carry three mechanisms of DeepEP's kernels, each with
+// its source in expert_dispatch.cpp: the notify kernel's barrier rounds before a normal-mode call;
+// the count (or flag) message that follows each low-latency (sender, receiver) pair's data; and the
+// normal-mode copy throughput of the SMs the kernels hold (a rate cap per GPU and SM role, left out
+// where the GPU's own links are slower).
 #pragma once
 
 #include "transfer_dag.hpp"
@@ -32,7 +38,17 @@ struct ExpertParallelSpec {
     bool fp8_dispatch = true;     // normal-mode dispatch payload in FP8 (else BF16)
     int pipeline_chunks = 8;      // normal mode: RDMA chunks that NVLink forwarding follows
     int sms = 20;                 // SMs the normal-mode kernels take from compute
+    // Model the notify barriers (normal mode) and count messages (low-latency mode) as zero-byte
+    // messages on the topology, which cost the paths' latencies.
+    bool kernel_sync = true;
+    // Cap each GPU's normal-mode copy rate by the SMs holding each role (sms / 2 channels) times
+    // DeepEP's per-SM read/write throughput.
+    bool sm_copy_limit = true;
 };
+
+// DeepEP's per-SM throughput model (see expert_dispatch.cpp for the source).
+Bandwidth deepep_sm_write_rate();
+Bandwidth deepep_sm_read_rate();
 
 // Which experts each token of each rank selected: routing[rank][token * top_k + j].
 using TokenRouting = std::vector<std::vector<int>>;

@@ -3,13 +3,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace clustersim {
 
 FlowNetwork::FlowNetwork(Simulator& sim, const Topology& topology) : sim_(sim), topology_(topology) {
     links_.resize(topology.link_count());
     link_fill_.resize(topology.link_count());
-    for (LinkIndex l = 0; l < links_.size(); ++l) links_[l].capacity = topology.link(l).effective_bandwidth().bytes_per_second();
+    for (LinkIndex l = 0; l < links_.size(); ++l) {
+        links_[l].capacity = topology.link(l).effective_bandwidth().bytes_per_second();
+        links_[l].latency = topology.link(l).latency;
+    }
+}
+
+LinkIndex FlowNetwork::add_virtual_link(Bandwidth capacity) {
+    if (!(capacity.bytes_per_second() > 0)) throw std::invalid_argument("a virtual link needs a positive capacity");
+    links_.emplace_back();
+    links_.back().capacity = capacity.bytes_per_second();
+    link_fill_.emplace_back();
+    return static_cast<LinkIndex>(links_.size() - 1);
 }
 
 FlowId FlowNetwork::start(int src, int dst, Bytes size, std::function<void()> on_done, std::uint64_t flow_key,
@@ -55,7 +67,7 @@ FlowId FlowNetwork::add_flow(int src, int dst, const std::vector<LinkIndex>& pat
     r.size = size.bytes();
     r.start = sim_.now();
     r.latency = Time::zero();
-    for (LinkIndex l : path) r.latency += topology_.link(l).latency;
+    for (LinkIndex l : path) r.latency += links_[l].latency;
     r.src = src;
     r.dst = dst;
     r.on_done = std::move(on_done);

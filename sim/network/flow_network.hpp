@@ -46,9 +46,18 @@ public:
     // zero bytes) completes after the path latency only.
     FlowId start(int src, int dst, Bytes size, std::function<void()> on_done, std::uint64_t flow_key = 0,
                  std::string label = {});
-    // As start(), on an explicit path of links.
+    // As start(), on an explicit path of links (topology links and virtual links).
     FlowId start_on_path(int src, int dst, std::vector<LinkIndex> path, Bytes size, std::function<void()> on_done,
                          std::string label = {});
+
+    // Adds a link that is not in the topology, of `capacity` and no latency, and returns its index
+    // (after the topology's links). Flows whose explicit path includes it share it max-min fairly like
+    // any link: it models a rate limit outside the fabric, such as the copy throughput of the SMs a
+    // communication kernel holds (sim/network/expert_dispatch.cpp). Virtual links live as long as the
+    // network.
+    LinkIndex add_virtual_link(Bandwidth capacity);
+    // Topology links plus virtual links.
+    std::size_t link_count() const { return links_.size(); }
 
     // Hook: emitted when a flow's last byte arrives.
     Signal<const FinishedFlow&>& on_flow_finished() { return on_flow_finished_; }
@@ -116,6 +125,7 @@ private:
     struct LinkState {
         std::vector<FlowId> flows;  // active flows crossing the link
         double capacity = 0;        // achievable bytes/s
+        Time latency;               // per hop (zero for a virtual link)
         double rate = 0;            // sum of the rates of its flows
         Time rate_since;            // when `rate` took effect
         double bytes_carried = 0;

@@ -31,6 +31,18 @@ TransferId TransferDag::join(int gpu, std::vector<TransferId> deps, std::string 
     return add_on_path(gpu, gpu, Bytes(0), {}, std::move(deps), std::move(label));
 }
 
+std::uint32_t TransferDag::add_rate_cap(Bandwidth capacity, std::string name) {
+    if (!(capacity.bytes_per_second() > 0)) throw std::invalid_argument("TransferDag: a rate cap needs a positive capacity");
+    rate_caps_.push_back(capacity);
+    rate_cap_names_.push_back(std::move(name));
+    return static_cast<std::uint32_t>(rate_caps_.size() - 1);
+}
+
+void TransferDag::apply_rate_cap(TransferId id, std::uint32_t cap) {
+    if (id >= transfers_.size() || cap >= rate_caps_.size()) throw std::logic_error("TransferDag: no such transfer or rate cap");
+    transfers_[id].rate_caps.push_back(cap);
+}
+
 Bytes TransferDag::total_bytes() const {
     Bytes total;
     for (const auto& t : transfers_) total += t.bytes;
@@ -45,6 +57,7 @@ DagExecution::DagExecution(FlowNetwork& network, const TransferDag& dag)
       starts_(dag.size()),
       ends_(dag.size()),
       remaining_(dag.size()) {
+    for (Bandwidth capacity : dag.rate_caps()) cap_links_.push_back(network.add_virtual_link(capacity));
     for (TransferId id = 0; id < dag.size(); ++id) {
         const auto& deps = dag.transfers()[id].deps;
         waiting_on_[id] = static_cast<std::uint32_t>(deps.size());
@@ -68,7 +81,17 @@ void DagExecution::launch(TransferId id) {
     const Transfer& t = dag_.transfers()[id];
     starts_[id] = network_.simulator().now();
     auto done = [this, id] { complete(id); };
-    if (t.explicit_path) {
+    if (!t.rate_caps.empty() && t.bytes.value() > 0) {
+        // The flow's route, then the virtual links of its caps.
+        path_scratch_.clear();
+        if (t.explicit_path) {
+            path_scratch_ = t.path;
+        } else if (t.src != t.dst) {
+            network_.topology().route_into(t.src, t.dst, t.flow_key, path_scratch_);
+        }
+        for (std::uint32_t cap : t.rate_caps) path_scratch_.push_back(cap_links_[cap]);
+        network_.start_on_path(t.src, t.dst, path_scratch_, t.bytes, done, t.label);
+    } else if (t.explicit_path) {
         network_.start_on_path(t.src, t.dst, t.path, t.bytes, done, t.label);
     } else {
         network_.start(t.src, t.dst, t.bytes, done, t.flow_key, t.label);

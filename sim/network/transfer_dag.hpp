@@ -26,6 +26,7 @@ struct Transfer {
     std::vector<LinkIndex> path;         // explicit path; empty means "let the topology route it"
     bool explicit_path = false;
     std::string label;
+    std::vector<std::uint32_t> rate_caps;  // TransferDag::add_rate_cap ids whose capacity the flow also shares
 };
 
 class TransferDag {
@@ -35,6 +36,13 @@ public:
                            std::string label = {});
     // A zero-byte, zero-latency marker that completes when all `deps` have: a barrier.
     TransferId join(int gpu, std::vector<TransferId> deps, std::string label = {});
+    // A rate limit that transfers can share: when the graph runs, a virtual link of `capacity` on the
+    // paths of the transfers given it (apply_rate_cap), so max-min sharing divides it like a link. For
+    // limits that are not in the topology, such as the copy rate of the SMs that move a GPU's data.
+    std::uint32_t add_rate_cap(Bandwidth capacity, std::string name = {});
+    void apply_rate_cap(TransferId id, std::uint32_t cap);
+    const std::vector<Bandwidth>& rate_caps() const { return rate_caps_; }
+    const std::vector<std::string>& rate_cap_names() const { return rate_cap_names_; }
     const std::vector<Transfer>& transfers() const { return transfers_; }
     std::vector<Transfer>& transfers() { return transfers_; }
     std::size_t size() const { return transfers_.size(); }
@@ -42,9 +50,12 @@ public:
 
 private:
     std::vector<Transfer> transfers_;
+    std::vector<Bandwidth> rate_caps_;
+    std::vector<std::string> rate_cap_names_;
 };
 
-// Runs a TransferDag on the network; `on_done` runs when the last transfer has delivered.
+// Runs a TransferDag on the network; `on_done` runs when the last transfer has delivered. The
+// graph's rate caps become virtual links of the network when the execution is made.
 class DagExecution {
 public:
     DagExecution(FlowNetwork& network, const TransferDag& dag);
@@ -66,6 +77,8 @@ private:
     std::vector<std::uint32_t> waiting_on_;
     std::vector<Time> starts_;
     std::vector<Time> ends_;
+    std::vector<LinkIndex> cap_links_;  // the virtual link of each rate cap
+    std::vector<LinkIndex> path_scratch_;
     std::size_t remaining_ = 0;
     Time started_at_;
     Time finished_at_;

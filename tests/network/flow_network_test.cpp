@@ -1,5 +1,6 @@
 // Tests of the flow-level network: closed forms for single and competing flows, and max-min invariants.
 #include "sim/network/flow_network.hpp"
+#include "sim/network/transfer_dag.hpp"
 #include "test_topology.hpp"
 
 #include <catch2/catch.hpp>
@@ -69,6 +70,46 @@ TEST_CASE("flows of zero bytes or to the same GPU finish after the latency alone
     sim.run();
     CHECK(self == Time::zero());
     CHECK(empty == 9_us);
+}
+
+TEST_CASE("a virtual link caps one flow at its capacity and adds no latency", "[network]") {
+    RingTopology ring(4, 100_GBps, 2_us);
+    Simulator sim;
+    FlowNetwork net(sim, ring);
+    const LinkIndex cap = net.add_virtual_link(40_GBps);
+    CHECK(cap == ring.link_count());
+    CHECK(net.link_count() == ring.link_count() + 1);
+    Time done;
+    net.start_on_path(0, 1, {0, cap}, 1_GB, [&] { done = sim.now(); });
+    sim.run();
+    CHECK(done == 25_ms + 2_us);  // 1 GB at 40 GB/s, plus the one real hop's latency
+    CHECK(net.link_bytes(cap).bytes() == Approx(1e9));
+}
+
+TEST_CASE("two flows on disjoint links share a virtual link's capacity max-min fairly", "[network]") {
+    // Flows 0->1 and 2->3 have no real link in common; the 40 GB/s cap gives each 20 GB/s. A third flow
+    // 1->2 outside the cap runs at the full 100 GB/s.
+    RingTopology ring(4, 100_GBps, Time::zero());
+    Simulator sim;
+    FlowNetwork net(sim, ring);
+    const LinkIndex cap = net.add_virtual_link(40_GBps);
+    Time a, b, c;
+    const FlowId fa = net.start_on_path(0, 1, {0, cap}, 1_GB, [&] { a = sim.now(); });
+    net.start_on_path(2, 3, {2, cap}, 2_GB, [&] { b = sim.now(); });
+    net.start(1, 2, 1_GB, [&] { c = sim.now(); });
+    sim.run_until(1_ms);
+    CHECK(net.flow_rate(fa).gb_per_second() == Approx(20.0));
+    sim.run();
+    CHECK(c == 10_ms);
+    CHECK(a == 50_ms);  // 1 GB at 20 GB/s
+    CHECK(b == 75_ms);  // 1 GB at 20 GB/s, then the last 1 GB alone at 40 GB/s
+}
+
+TEST_CASE("a virtual link needs a positive capacity", "[network]") {
+    RingTopology ring(2, 100_GBps, Time::zero());
+    Simulator sim;
+    FlowNetwork net(sim, ring);
+    CHECK_THROWS_AS(net.add_virtual_link(Bandwidth::bytes_per_second(0)), std::invalid_argument);
 }
 
 TEST_CASE("max-min rates never exceed a link and every flow is bottlenecked somewhere", "[network]") {
@@ -144,4 +185,27 @@ TEST_CASE("a rate update interval delays the reuse of freed bandwidth by at most
         CHECK(x == 20_ms);
         CHECK(y == expected);
     }
+}
+
+TEST_CASE("a transfer graph's rate cap limits every transfer given it, as one shared link", "[network]") {
+    RingTopology ring(4, 100_GBps, Time::zero());
+    TransferDag dag;
+    const std::uint32_t cap = dag.add_rate_cap(50_GBps, "copy engine");
+    const TransferId a = dag.add(0, 1, 1_GB);
+    const TransferId b = dag.add(2, 3, 1_GB);
+    const TransferId c = dag.add(1, 2, 1_GB, {a});
+    const TransferId d = dag.add(3, 0, 1_GB);  // not capped: 100 GB/s
+    for (TransferId id : {a, b, c}) dag.apply_rate_cap(id, cap);
+    Simulator sim;
+    FlowNetwork net(sim, ring);
+    DagExecution exec(net, dag);
+    exec.start();
+    sim.run();
+    REQUIRE(exec.finished());
+    // a and b share 50 GB/s (1 GB at 25 GB/s: 40 ms each), then c has it alone (20 ms more).
+    CHECK(exec.transfer_end(a) == 40_ms);
+    CHECK(exec.transfer_end(b) == 40_ms);
+    CHECK(exec.transfer_end(c) == 60_ms);
+    CHECK(exec.transfer_end(d) == 10_ms);
+    CHECK_THROWS_AS(dag.apply_rate_cap(a, 7), std::logic_error);
 }
