@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 
 using namespace clustersim;
@@ -215,4 +216,33 @@ communication_sms: 20
     CHECK(dual.exposed_comm_fraction < one.exposed_comm_fraction);
     // DualPipe holds each part twice: parameters per rank double.
     CHECK(dual.memory.ranks[0].parameters == Approx(2 * one.memory.ranks[0].parameters).epsilon(0.3));
+}
+
+TEST_CASE("a training run writes its summary, CSVs, schedule drawing and trace", "[training][scenario]") {
+    const fs::path file = write_scenario("outputs", llama_plan("1f1b", 32));
+    LoadedScenario loaded = load_scenario(file, std::nullopt);
+    const fs::path out = fs::temp_directory_path() / "clustersim-training-outputs";
+    fs::remove_all(out);
+    nlohmann::ordered_json summary;
+    {
+        RunOutput output(out);
+        RunOptions options;
+        options.trace = true;
+        summary = loaded.runner->run(options, output);
+        output.commit();
+    }
+    for (const char* key : {"step_time_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "mfu", "bubble_fraction",
+                            "exposed_comm_fraction", "peak_memory_gib_per_gpu", "gpu_hours_per_trillion_tokens"})
+        CHECK(summary.contains(key));
+    CHECK(summary["status"] == "simulated");
+    for (const char* name : {"summary.json", "stages.csv", "parts.csv", "schedule.svg", "trace.json"})
+        CHECK(fs::exists(out / name));
+    // One stages.csv row per pipeline rank, one parts.csv row per model part, after the header.
+    auto lines = [](const fs::path& p) {
+        std::ifstream in(p);
+        return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+    };
+    CHECK(lines(out / "stages.csv") == 3);
+    CHECK(lines(out / "parts.csv") == 3);
+    fs::remove_all(out);
 }
