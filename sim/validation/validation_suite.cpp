@@ -27,7 +27,9 @@ constexpr PendingPart kPendingKinds[] = {
     {"serving", "needs the serving scenario kind (issue 6)"},
 };
 constexpr PendingPart kPendingRowPrefixes[] = {
-    {"S1", "needs the serving scenario kind (issue 6)"},
+    {"S1", "needs a load protocol: the published rates are per node while in the role at 20-22 tokens/s per "
+           "request; scenarios/serving/deepseek-v3-s1-unit.yaml simulates the unit, but its offered load is derived "
+           "from the published rates, so a prediction from it would be circular (issue 6)"},
 };
 
 // The reason a row of an unimplemented scenario kind has no prediction, or "" if its kind is ready.

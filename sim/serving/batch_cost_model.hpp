@@ -1,0 +1,125 @@
+// BatchCostModel: how long one iteration of a serving instance takes, for the request-level simulator.
+//
+// An iteration (one forward pass of continuous batching) runs prefill chunks and decode steps
+// together. ExecutionBatchCostModel prices it from the execution level: the model's operator graph
+// for the instance's layout, priced layer by layer with the kernel cost model (predict_layer_cost),
+// plus an estimate of the TP and EP communication on the cluster's links; results are memoized by a
+// bucketed shape key so a long run prices each distinct shape once. FixedBatchCostModel is an affine
+// model for tests and for plugging in measured step times.
+#pragma once
+
+#include "kernels/kernel_cost_model.hpp"
+#include "models/model_spec.hpp"
+#include "models/operator_graph.hpp"
+#include "sim/core/units.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+namespace clustersim {
+
+// The work of one iteration of one instance (all its GPUs together).
+struct BatchWork {
+    std::int64_t prefill_tokens = 0;             // new prompt tokens computed in prefill chunks
+    std::int64_t prefill_sequences = 0;          // sequences those chunks belong to
+    std::int64_t prefill_context = 0;            // mean tokens already in the KV cache before each chunk
+    std::int64_t prefill_max_chunk = 0;          // the longest chunk (a sequence stays on one attention-DP rank)
+    std::int64_t decode_requests = 0;            // requests taking a decode step
+    std::int64_t decode_context = 0;             // mean KV length of those requests
+    std::int64_t decode_tokens_per_request = 1;  // 1 + speculative (MTP) draft tokens verified per step
+
+    bool empty() const { return prefill_tokens == 0 && decode_requests == 0; }
+};
+
+class BatchCostModel {
+public:
+    virtual ~BatchCostModel() = default;
+    // The iteration's duration; positive for non-empty work.
+    virtual Time iteration_time(const BatchWork& work) = 0;
+    // How the times were obtained (summary.json's `provenance`), over every call so far.
+    virtual nlohmann::ordered_json provenance() const = 0;
+};
+
+// time = base + per_prefill_token x prefill tokens + per_decode_request x decode tokens.
+class FixedBatchCostModel : public BatchCostModel {
+public:
+    FixedBatchCostModel(Time base, Time per_prefill_token, Time per_decode_token)
+        : base_(base), per_prefill_token_(per_prefill_token), per_decode_token_(per_decode_token) {}
+    Time iteration_time(const BatchWork& work) override;
+    nlohmann::ordered_json provenance() const override;
+
+private:
+    Time base_, per_prefill_token_, per_decode_token_;
+};
+
+// Link figures the communication estimate uses (from the topology, per GPU and direction).
+struct CommLinks {
+    Bandwidth nvlink;  // effective (nominal x efficiency)
+    Time nvlink_latency;
+    Bandwidth network;  // InfiniBand per GPU, effective
+    Time network_latency;
+    int gpus_per_host = 8;
+};
+
+struct ExecutionCostOptions {
+    ParallelLayout layout;  // of one rank of the instance
+    Precision precision = Precision::bf16;
+    CommLinks links;
+    // Two-micro-batch overlap (DeepSeek's prefill and decode): communication hides behind the other
+    // micro-batch's compute, so a layer takes max(compute, communication) instead of their sum.
+    bool overlap_communication = false;
+    int mtp_depth = 0;  // MTP modules run once per decode step per draft token
+    // Routed (token, expert) selections of the busiest GPU over the mean (sim/moe: routing model and
+    // expert placement); it scales the routed-expert GEMMs and the EP dispatch and combine.
+    double expert_imbalance = 1.0;
+    int buckets_per_doubling = 16;  // shape-key resolution: token counts and contexts above 32 are
+                                    // rounded to a geometric grid of this many points per doubling
+};
+
+class ExecutionBatchCostModel : public BatchCostModel {
+public:
+    ExecutionBatchCostModel(ModelSpec model, std::shared_ptr<const KernelCostModel> kernels,
+                            ExecutionCostOptions options);
+    Time iteration_time(const BatchWork& work) override;
+    nlohmann::ordered_json provenance() const override;
+
+    std::size_t distinct_shapes() const { return memo_.size(); }
+    std::uint64_t lookups() const { return lookups_; }
+
+    // The grid value a count is priced at (exact up to 32).
+    std::int64_t bucket(std::int64_t v) const;
+
+private:
+    static constexpr int kProvenanceKinds = 6;  // Provenance::measured .. roofline
+    struct Priced {
+        Time total;
+        Time compute;
+        Time communication;
+        std::array<Time, kProvenanceKinds> by_provenance{};
+    };
+    // Per busiest rank (prefill tokens, prefill sequences, prefill context, decode tokens, decode
+    // context), and the mean tokens per rank (what each rank's experts receive under EP).
+    using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+    Priced price(const Key& key) const;
+    Time communication_time(const Operator& op) const;
+
+    ModelSpec model_;
+    std::shared_ptr<const KernelCostModel> kernels_;
+    ExecutionCostOptions options_;
+    // Layers with the same structure priced once: (MoE?, chunked attention?, RoPE?) -> count.
+    std::map<std::tuple<bool, bool, bool>, std::pair<int, int>> layer_groups_;  // -> (representative, count)
+    std::map<Key, Priced> memo_;
+    std::uint64_t lookups_ = 0;
+    // Simulated time priced so far, by where it came from.
+    std::array<double, kProvenanceKinds> provenance_s_{};
+    double communication_s_ = 0;
+    double total_s_ = 0;
+};
+
+}  // namespace clustersim

@@ -1,0 +1,696 @@
+// Loading and running `serving` scenarios (the format is in sim/serving/README.md).
+#include "sim/serving/serving_scenario.hpp"
+
+#include "kernels/kernel_cost_model.hpp"
+#include "models/model_loader.hpp"
+#include "sim/core/trace_writer.hpp"
+#include "sim/moe/eplb_placement.hpp"
+#include "sim/moe/expert_routing_model.hpp"
+#include "sim/moe/gpu_expert_load.hpp"
+#include "sim/serving/batch_cost_model.hpp"
+#include "sim/serving/latency_plot.hpp"
+#include "sim/serving/serving_simulator.hpp"
+#include "sim/serving/workload.hpp"
+#include "topologies/topology.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace clustersim {
+namespace {
+
+namespace fs = std::filesystem;
+
+// vLLM's default share of GPU memory the engine may use (EngineArgs.gpu_memory_utilization = 0.9,
+// docs.vllm.ai "Engine Arguments").
+constexpr double kDefaultGpuMemoryUtilization = 0.9;
+// vLLM's default KV block size on CUDA (EngineArgs.block_size = 16, docs.vllm.ai "Engine Arguments").
+constexpr std::int64_t kDefaultBlockTokens = 16;
+// Logits are kept in FP32 for sampling.
+constexpr double kLogitBytes = 4.0;
+
+double dtype_bytes(const std::string& dtype) {
+    return dtype == "fp8" ? 1.0 : 2.0;
+}
+
+struct PoolPlan {
+    PoolSpec spec;
+    ParallelLayout layout;
+    bool overlap = false;
+    std::optional<std::int64_t> kv_capacity_override;
+    double memory_utilization = kDefaultGpuMemoryUtilization;
+    std::optional<Bytes> activation_reserve;
+    int redundant_experts = 0;
+};
+
+struct ServingScenario {
+    ModelSpec model;
+    std::string model_name;
+    std::shared_ptr<const KernelCostModel> kernels;
+    std::shared_ptr<const Topology> topology;
+    Precision precision = Precision::bf16;
+    std::string weight_dtype, kv_dtype;
+    std::string cost_kind;  // execution or fixed
+    Time fixed_base, fixed_per_prefill_token, fixed_per_decode_token;
+    int buckets_per_doubling = 16;
+    std::vector<PoolPlan> pools;
+    ServingConfig config;
+    std::optional<Bandwidth> kv_bandwidth;
+    std::optional<Time> kv_latency;
+    // Workload.
+    bool synthetic = true;
+    SyntheticWorkloadSpec synthetic_spec;
+    TraceWorkloadSpec trace_spec;
+    std::vector<Request> trace_requests;
+    bool iterations_csv = true;
+    // Expert load (MoE models with ep > 1).
+    std::string routing = "balanced";
+    double routing_exponent = 0;
+    // Per pool (aligned with config.pools): the execution cost options, completed at run time.
+    std::vector<ExecutionCostOptions> cost_options;
+};
+
+LengthDistribution read_length(MapReader& parent, std::string_view key, const ScenarioContext& context,
+                               std::string_view meaning) {
+    MapReader r = parent.child(key, meaning);
+    LengthDistribution d;
+    const std::string kind = r.choice("distribution", {"fixed", "uniform", "lognormal", "empirical"}, std::nullopt,
+                                      "how token counts are drawn");
+    if (kind == "fixed") {
+        d.kind = LengthKind::fixed;
+        d.value = r.required<std::int64_t>("value", "tokens of every request", at_least<std::int64_t>(1));
+    } else if (kind == "uniform") {
+        d.kind = LengthKind::uniform;
+        d.min = r.required<std::int64_t>("min", "fewest tokens (inclusive)", at_least<std::int64_t>(1));
+        d.max = r.required<std::int64_t>("max", "most tokens (inclusive)", at_least<std::int64_t>(1));
+        if (d.max < d.min) r.error("max", fmt::format("max {} is below min {}", d.max, d.min));
+    } else if (kind == "lognormal") {
+        d.kind = LengthKind::lognormal;
+        d.median = r.required<double>("median", "median tokens, exp(mu)", positive<double>());
+        d.sigma = r.required<double>("sigma", "standard deviation of the log of the token count", in_range(0.0, 10.0));
+        d.min = r.optional<std::int64_t>("min", 1, "draws below are raised to this", at_least<std::int64_t>(1));
+        d.max =
+            r.optional<std::int64_t>("max", 1'000'000, "draws above are lowered to this", at_least<std::int64_t>(1));
+        if (d.max < d.min) r.error("max", fmt::format("max {} is below min {}", d.max, d.min));
+    } else if (kind == "empirical") {
+        d.kind = LengthKind::empirical;
+        const std::string file = r.required<std::string>("file", "CSV file with a header and a column of token counts");
+        const std::string column = r.required<std::string>("column", "the column to draw from");
+        if (!file.empty() && !column.empty()) {
+            const fs::path path = fs::path(file).is_absolute() ? fs::path(file) : context.scenario_dir / file;
+            d.samples = read_length_column(path.string(), column, r.document()->diagnostics());
+        }
+    }
+    r.finish();
+    return d;
+}
+
+ArrivalSpec read_arrival(MapReader& parent) {
+    MapReader r = parent.child("arrival", "how requests arrive");
+    ArrivalSpec a;
+    a.kind = r.choice("process", {"poisson", "gamma"}, "poisson",
+                      "poisson, or gamma inter-arrival times with a coefficient of variation (burstiness)") == "poisson"
+                 ? ArrivalKind::poisson
+                 : ArrivalKind::gamma;
+    a.rate_per_s = r.required<double>("rate_per_s", "mean requests per second", positive<double>());
+    a.cv = r.optional<double>("cv", 1.0, "gamma: coefficient of variation of inter-arrival times (1 = Poisson)",
+                              in_range(0.01, 100.0));
+    if (a.kind == ArrivalKind::poisson && a.cv != 1.0)
+        r.error("cv", "cv applies to the gamma process; poisson has cv 1");
+    if (r.has("rate_profile")) {
+        MapReader p = r.child("rate_profile", "a rate varying over a period", false);
+        a.profile.period = p.required<Time>("period", "length of one cycle, such as 24h", positive<Time>());
+        a.profile.multipliers = p.list<double>("multipliers", "rate factors over equal segments of the period");
+        double sum = 0;
+        for (double m : a.profile.multipliers) {
+            if (m < 0) p.error("multipliers", "expected non-negative factors");
+            sum += m;
+        }
+        if (a.profile.multipliers.empty() || !(sum > 0))
+            p.error("multipliers", "expected at least one positive factor");
+        p.finish();
+    }
+    r.finish();
+    return a;
+}
+
+void read_workload(MapReader& root, const ScenarioContext& context, ServingScenario& s) {
+    MapReader w = root.child("workload", "the requests to serve");
+    const std::string kind = w.choice("kind", {"synthetic", "trace"}, std::nullopt, "synthetic arrivals or a trace");
+    const double hit = w.optional<double>("prefix_cache_hit_ratio", 0.0,
+                                          "share of each prompt found in the prefix cache (trace files with hash "
+                                          "ids give their own)",
+                                          in_range(0.0, 1.0));
+    if (kind == "synthetic") {
+        s.synthetic = true;
+        auto& spec = s.synthetic_spec;
+        spec.arrival = read_arrival(w);
+        spec.input = read_length(w, "input_tokens", context, "prompt lengths");
+        spec.output = read_length(w, "output_tokens", context, "output lengths");
+        spec.prefix_hit_ratio = hit;
+        spec.requests = w.maybe<std::int64_t>("requests", "stop after this many requests", at_least<std::int64_t>(1));
+        spec.duration = w.maybe<Time>("duration", "stop arrivals after this time", positive<Time>());
+        if (!spec.requests && !spec.duration)
+            w.error_here("a synthetic workload needs `requests` or `duration` to end");
+        if (w.has("sessions")) {
+            MapReader m = w.child("sessions", "multi-turn sessions: follow-up turns after each reply", false);
+            SessionSpec session;
+            session.turns = read_length(m, "turns", context, "turns per session");
+            session.think_time_mean = m.required<Time>(
+                "think_time", "mean pause between a reply and the next turn (exponential)", positive<Time>());
+            session.new_input = read_length(m, "new_input_tokens", context, "tokens the user adds per follow-up");
+            session.output = read_length(m, "output_tokens", context, "output tokens of a follow-up turn");
+            m.finish();
+            s.config.sessions = session;
+        }
+    } else if (kind == "trace") {
+        s.synthetic = false;
+        auto& t = s.trace_spec;
+        t.file = w.required<std::string>("file", "the trace file, relative to the scenario");
+        t.format = w.choice("format", {"azure_csv", "mooncake_jsonl"}, std::nullopt,
+                            "azure_csv (TIMESTAMP,ContextTokens,GeneratedTokens) or mooncake_jsonl") == "azure_csv"
+                       ? TraceFormat::azure_csv
+                       : TraceFormat::mooncake_jsonl;
+        t.time_scale = w.optional<double>("time_scale", 1.0, "arrival times are divided by this", positive<double>());
+        t.max_requests = w.maybe<std::int64_t>("max_requests", "replay only the first N", at_least<std::int64_t>(1));
+        t.mooncake_block_tokens = w.optional<std::int64_t>(
+            "block_tokens", 512, "mooncake: tokens per hash id (the trace's README: 512)", at_least<std::int64_t>(1));
+        t.prefix_hit_ratio = hit;
+        if (!t.file.empty()) {
+            const fs::path path = fs::path(t.file).is_absolute() ? fs::path(t.file) : context.scenario_dir / t.file;
+            auto& diagnostics = w.document()->diagnostics();
+            s.trace_requests = t.format == TraceFormat::azure_csv
+                                   ? read_azure_trace(path.string(), diagnostics)
+                                   : read_mooncake_trace(path.string(), t.mooncake_block_tokens, diagnostics);
+            if (t.max_requests && static_cast<std::int64_t>(s.trace_requests.size()) > *t.max_requests)
+                s.trace_requests.resize(static_cast<std::size_t>(*t.max_requests));
+            for (auto& r : s.trace_requests) {
+                r.arrival = Time::from_seconds(r.arrival.seconds() / t.time_scale);
+                if (t.format == TraceFormat::azure_csv) r.cached_tokens = cached_prefix(r.input_tokens, hit);
+            }
+        }
+    }
+    w.finish();
+}
+
+PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const ModelSpec& model, bool model_ok) {
+    MapReader r = d.child(key, fmt::format("the {} instances", to_string(role)));
+    PoolPlan p;
+    p.spec.name = std::string(key);
+    p.spec.role = role;
+    p.spec.instances = r.optional<int>("instances", 1, "instances in the pool", in_range(1, 100000));
+    MapReader l = r.child("layout", "parallel layout of one instance");
+    p.layout.tp = l.optional<int>("tp", 1, "tensor parallelism: the GPUs of one instance", in_range(1, 4096));
+    p.layout.attn_dp = l.optional<int>("attn_dp", 1, "attention data parallelism inside tp", in_range(1, 4096));
+    p.layout.ep = l.optional<int>("ep", 1, "expert parallelism", in_range(1, 4096));
+    p.layout.expert_tp = l.optional<int>("expert_tp", 1, "tensor parallelism inside each expert", in_range(1, 4096));
+    if (model_ok) {
+        try {
+            validate_layout(model, p.layout);
+        } catch (const std::invalid_argument& e) {
+            l.error_here(e.what());
+        }
+        if (model.moe.routed_experts > 0 && p.layout.ep * p.layout.expert_tp != p.layout.tp)
+            l.error_here(
+                fmt::format("ep x expert_tp ({} x {}) must equal tp ({}): the experts are spread over the "
+                            "instance's GPUs",
+                            p.layout.ep, p.layout.expert_tp, p.layout.tp));
+        if (model.moe.routed_experts == 0 && (p.layout.ep != 1 || p.layout.expert_tp != 1))
+            l.error_here(fmt::format("model {} has no experts; ep and expert_tp must be 1", model.name));
+    }
+    l.finish();
+    p.spec.instance.gpus = p.layout.tp;
+    p.spec.instance.max_batch = r.optional<std::int64_t>(
+        "max_batch", 256,
+        "requests running at once (vLLM's max_num_seqs; the default is a modelling choice near vLLM's)",
+        at_least<std::int64_t>(1));
+    p.spec.instance.token_budget = r.optional<std::int64_t>(
+        "token_budget", 8192,
+        "tokens per iteration (vLLM's max_num_batched_tokens; the default is a modelling choice near vLLM's)",
+        at_least<std::int64_t>(1));
+    p.spec.instance.block_tokens =
+        r.optional<std::int64_t>("block_tokens", kDefaultBlockTokens, "tokens per KV block", at_least<std::int64_t>(1));
+    p.memory_utilization =
+        r.optional<double>("gpu_memory_utilization", kDefaultGpuMemoryUtilization,
+                           "share of HBM for weights, activations and KV cache", in_range(0.05, 1.0));
+    p.activation_reserve = r.maybe<Bytes>("activation_reserve", "HBM per GPU kept for activations (default: computed)");
+    p.kv_capacity_override = r.maybe<std::int64_t>(
+        "kv_capacity_tokens", "KV cache of one instance in tokens (default: from HBM left)", at_least<std::int64_t>(1));
+    if (r.has("cuda_graph_batch_sizes")) {
+        p.spec.instance.cuda_graph_batch_sizes = r.list<std::int64_t>(
+            "cuda_graph_batch_sizes", "decode batch sizes captured as CUDA graphs (decode-only batches are padded up)",
+            false);
+        const auto& g = p.spec.instance.cuda_graph_batch_sizes;
+        for (std::size_t i = 0; i < g.size(); ++i)
+            if (g[i] < 1 || (i > 0 && g[i] <= g[i - 1])) {
+                r.error("cuda_graph_batch_sizes", "expected positive sizes in increasing order");
+                break;
+            }
+    }
+    p.redundant_experts = r.optional<int>(
+        "redundant_experts", 0, "extra expert replicas placed by EPLB from the routing model's loads (0: none)",
+        in_range(0, 4096));
+    p.overlap = r.optional<bool>("overlap_communication", false,
+                                 "two-micro-batch overlap: communication hidden behind compute");
+    p.spec.router = r.choice("router", {"round_robin", "least_loaded"}, "round_robin",
+                             "how requests are spread over the pool's instances") == "round_robin"
+                        ? RouterKind::round_robin
+                        : RouterKind::least_loaded;
+    r.finish();
+    return p;
+}
+
+// The bundled GPU profiles: kernels/gpus/*.yaml.
+std::vector<std::string> gpu_names(const std::string& kernels_dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(kernels_dir) / "gpus", ec))
+        if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+CommLinks links_of(const Topology& t) {
+    CommLinks links;
+    links.gpus_per_host = t.gpus_per_host();
+    if (t.gpu_count() > 1 && t.gpus_per_host() > 1) {
+        const auto path = t.route(0, 1);
+        links.nvlink = path_bottleneck(t, path);
+        links.nvlink_latency = path_latency(t, path);
+    }
+    if (t.host_count() > 1) {
+        const auto path = t.route(0, t.gpu_at(1, 0));
+        links.network = path_bottleneck(t, path);
+        links.network_latency = path_latency(t, path);
+    } else {
+        links.network = links.nvlink;
+        links.network_latency = links.nvlink_latency;
+    }
+    return links;
+}
+
+// Routed selections of the busiest GPU over the mean, averaged over the MoE layers, for `layout`'s
+// expert parallelism under the scenario's routing model and placement (sim/moe). Expected loads:
+// the batch is taken large enough for sampling noise not to matter.
+double expert_imbalance(const ServingScenario& s, const ParallelLayout& layout, int redundant_experts,
+                        int gpus_per_host, std::uint64_t seed) {
+    const auto& moe = s.model.moe;
+    if (moe.routed_experts == 0 || layout.ep <= 1) return 1.0;
+    const int layers = s.model.moe_layer_count();
+    std::unique_ptr<ExpertRoutingModel> routing;
+    if (s.routing == "power_law")
+        routing = std::make_unique<PowerLawRouting>(layers, moe.routed_experts, s.routing_exponent,
+                                                    RngStream(seed, "serving.expert_routing"));
+    else
+        routing = std::make_unique<BalancedRouting>(moe.routed_experts);
+    ExpertPlacement placement;
+    if (redundant_experts > 0) {
+        ExpertLoadMatrix weight;
+        for (int l = 0; l < layers; ++l) weight.push_back(routing->popularity(l));
+        const int nodes = std::max(1, layout.ep / gpus_per_host);
+        placement = rebalance_experts(weight, moe.routed_experts + redundant_experts, moe.n_group, nodes, layout.ep);
+    } else {
+        placement = contiguous_placement(layers, moe.routed_experts, layout.ep);
+    }
+    constexpr std::int64_t kTokens = 1'000'000;
+    double sum = 0;
+    for (int l = 0; l < layers; ++l)
+        sum += max_over_mean(expected_gpu_tokens(*routing, placement, l, kTokens, moe.top_k));
+    return sum / layers;
+}
+
+class ServingRunner : public ScenarioRunner {
+public:
+    explicit ServingRunner(ServingScenario s) : s_(std::move(s)) {}
+    nlohmann::ordered_json run(const RunOptions& options, RunOutput& out) override;
+
+private:
+    ServingScenario s_;
+};
+
+}  // namespace
+
+std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const ScenarioContext& context) {
+    ServingScenario s;
+    auto& diagnostics = root.document()->diagnostics();
+
+    // Model.
+    s.model_name = root.required<std::string>("model", "a bundled model name, a model YAML or a config.json");
+    bool model_ok = false;
+    if (!s.model_name.empty()) {
+        const fs::path local = context.scenario_dir / s.model_name;
+        const std::string where = fs::is_regular_file(local) ? local.string() : s.model_name;
+        Diagnostics model_diagnostics;
+        s.model = load_model(where, model_diagnostics);
+        if (model_diagnostics.empty()) {
+            model_ok = true;
+        } else {
+            for (const auto& d : model_diagnostics.errors()) {
+                root.error("model", format(d));
+                break;
+            }
+        }
+    }
+    // GPU profile and precisions.
+    const std::string kernels_dir = default_kernels_dir();
+    const auto gpus = gpu_names(kernels_dir);
+    const std::string gpu = root.choice("gpu", gpus, std::nullopt, "the GPU profile (kernels/gpus/<name>.yaml)");
+    const std::string precision = root.choice("precision", {"bf16", "fp8"}, "bf16", "GEMM precision");
+    s.precision = precision == "fp8" ? Precision::fp8 : Precision::bf16;
+    s.weight_dtype = root.choice("weight_dtype", {"bf16", "fp8"}, precision, "how weights are stored in HBM");
+    s.kv_dtype = root.choice("kv_cache_dtype", {"bf16", "fp8"}, "bf16", "KV cache element type");
+    // Topology: link bandwidths for the communication estimate and the KV transfer.
+    TopologySpec topology_spec = read_topology_spec(root, "topology");
+    const std::size_t errors_before = diagnostics.size();
+    if (!topology_spec.resolved_file.empty()) s.topology = load_topology(topology_spec, diagnostics);
+    const bool topology_ok = s.topology && diagnostics.size() == errors_before;
+
+    // Iteration costs.
+    MapReader cost = root.child("batch_cost", "how iteration times are obtained", false);
+    s.cost_kind = cost.choice("kind", {"execution", "fixed"}, "execution",
+                              "execution (operator graphs priced by the kernel cost model) or fixed (affine)");
+    if (s.cost_kind == "fixed") {
+        s.fixed_base = cost.required<Time>("base", "time of any iteration");
+        s.fixed_per_prefill_token = cost.required<Time>("per_prefill_token", "added per prefill token");
+        s.fixed_per_decode_token = cost.required<Time>("per_decode_token", "added per decode token");
+        if (!(s.fixed_base + s.fixed_per_prefill_token > Time::zero()) ||
+            !(s.fixed_base + s.fixed_per_decode_token > Time::zero()))
+            cost.error_here("iterations must take a positive time");
+    }
+    s.buckets_per_doubling =
+        cost.optional<int>("buckets_per_doubling", 16,
+                           "shape-key resolution of the memo: grid points per doubling above 32", in_range(1, 1024));
+    cost.finish();
+
+    // Deployment.
+    MapReader d = root.child("deployment", "the instances serving the model");
+    const std::string mode = d.choice("mode", {"colocated", "disaggregated"}, std::nullopt,
+                                      "one pool doing prefill and decode, or separate prefill and decode pools");
+    if (mode == "colocated") {
+        s.pools.push_back(read_pool(d, "colocated", InstanceRole::colocated, s.model, model_ok));
+    } else if (mode == "disaggregated") {
+        s.pools.push_back(read_pool(d, "prefill", InstanceRole::prefill, s.model, model_ok));
+        s.pools.push_back(read_pool(d, "decode", InstanceRole::decode, s.model, model_ok));
+        MapReader kv = d.child("kv_transfer", "moving the KV cache from prefill to decode", false);
+        s.kv_bandwidth = kv.maybe<Bandwidth>(
+            "bandwidth",
+            "inbound bandwidth of one decode instance (default: the topology's network bandwidth per GPU "
+            "x the instance's GPUs)",
+            positive<Bandwidth>());
+        s.kv_latency = kv.maybe<Time>("latency",
+                                      "fixed time added to each transfer (default: the topology's "
+                                      "network path latency)");
+        kv.finish();
+    }
+    MapReader spec = d.child("speculative", "MTP speculative decoding", false);
+    s.config.speculative.depth =
+        spec.optional<int>("depth", 0, "draft tokens per decode step (0: off)", in_range(0, 8));
+    s.config.speculative.acceptance =
+        spec.optional<double>("acceptance", 0.0, "probability each draft token is accepted", in_range(0.0, 1.0));
+    spec.finish();
+    d.finish();
+
+    // Expert load: how routed tokens spread over the experts, and whether EPLB replicates hot ones.
+    MapReader load = root.child("expert_load", "routed-token skew over experts and their placement (MoE)", false);
+    s.routing = load.choice("routing", {"balanced", "power_law"}, "balanced",
+                            "balanced, or power_law: the expert of popularity rank r gets a share ~ r^-exponent");
+    const auto exponent = load.maybe<double>("exponent", "power_law: the skew exponent", in_range(0.0, 10.0));
+    if (s.routing == "power_law" && !exponent) load.error_here("routing power_law needs an `exponent`");
+    if (s.routing == "balanced" && exponent) load.error("exponent", "exponent applies to routing power_law only");
+    s.routing_exponent = exponent.value_or(0.0);
+    load.finish();
+
+    // SLOs, warm-up, outputs.
+    MapReader slo = root.child("slo", "latency objectives for goodput", false);
+    s.config.ttft_slo =
+        slo.maybe<Time>("ttft", "time to first token objective (none: any)", positive<Time>()).value_or(Time::max());
+    s.config.tpot_slo =
+        slo.maybe<Time>("tpot", "time per output token objective (none: any)", positive<Time>()).value_or(Time::max());
+    slo.finish();
+    s.config.warmup =
+        root.optional<Time>("warmup", Time::zero(), "requests arriving earlier are left out of statistics");
+    s.iterations_csv = root.optional<bool>("iterations_csv", true, "write iterations.csv (one row per iteration)");
+
+    read_workload(root, context, s);
+
+    // What needs the model, GPU and topology together: KV capacities and cost models.
+    if (!model_ok || gpu.empty() || !diagnostics.empty()) return std::make_unique<ServingRunner>(std::move(s));
+    s.kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(kernels_dir, gpu));
+    const GpuSpec& gpu_spec = s.kernels->profile().spec;
+    const CommLinks links = topology_ok ? links_of(*s.topology) : CommLinks{};
+    s.config.gpus_per_node = topology_ok ? s.topology->gpus_per_host() : 8;
+    const double weight_bytes = dtype_bytes(s.weight_dtype);
+    const double kv_bytes = dtype_bytes(s.kv_dtype);
+    for (auto& p : s.pools) {
+        auto& inst = p.spec.instance;
+        if (p.kv_capacity_override) {
+            inst.kv_capacity_tokens = *p.kv_capacity_override;
+        } else {
+            double parameters = parameters_per_rank(s.model, p.layout);
+            if (p.redundant_experts > 0 && s.model.moe.routed_experts > 0) {
+                // Each GPU holds redundant_experts / ep extra experts in every MoE layer.
+                for (int layer = 0; layer < s.model.layers; ++layer)
+                    if (s.model.is_moe_layer(layer))
+                        parameters += layer_params(s.model, layer).routed_experts / s.model.moe.routed_experts *
+                                      p.redundant_experts / p.layout.ep / p.layout.expert_tp;
+            }
+            const Bytes weights(parameters * weight_bytes);
+            // Transient activations of one iteration on one rank: one layer's activations for the rank's
+            // share of the token budget (Korthikanti et al. 2022 accounting, which keeps every tensor a
+            // layer produces, an upper bound for inference), plus the FP32 logits of the rank's requests.
+            Bytes activations;
+            if (p.activation_reserve) {
+                activations = *p.activation_reserve;
+            } else {
+                const std::int64_t dp = p.layout.attn_dp;
+                const std::int64_t rank_tokens = (inst.token_budget + dp - 1) / dp;
+                const std::int64_t rank_requests = (inst.max_batch + dp - 1) / dp;
+                for (int layer = 0; layer < s.model.layers; ++layer)
+                    activations =
+                        std::max(activations, activation_bytes_per_layer(s.model, layer, 1, rank_tokens, p.layout));
+                activations += Bytes(static_cast<double>(rank_requests) * static_cast<double>(s.model.vocab) /
+                                     p.layout.attn_tp() * kLogitBytes);
+            }
+            const Bytes usable = gpu_spec.hbm_capacity.value * p.memory_utilization;
+            const Bytes free = usable - weights - activations;
+            const Bytes per_token = kv_cache_bytes(s.model, 1, p.layout, kv_bytes);
+            if (!(free > Bytes{})) {
+                root.error("deployment",
+                           fmt::format("{}: the weights ({:.1f} GiB per GPU) and activations ({:.1f} GiB) do not "
+                                       "fit in {:.1f} GiB ({} x gpu_memory_utilization {}); use more GPUs per "
+                                       "instance or fp8 weights",
+                                       p.spec.name, weights.gib(), activations.gib(), usable.gib(), gpu_spec.name,
+                                       p.memory_utilization));
+                continue;
+            }
+            inst.kv_capacity_tokens = static_cast<std::int64_t>(std::floor(free / per_token)) * p.layout.attn_dp;
+        }
+        if (s.cost_kind == "execution" && !topology_ok && p.layout.tp > 1) {
+            root.error("topology", "the execution cost model needs a topology for the communication of tp > 1");
+            continue;
+        }
+        ExecutionCostOptions o;
+        o.layout = p.layout;
+        o.precision = s.precision;
+        o.links = links;
+        o.overlap_communication = p.overlap;
+        o.mtp_depth = p.spec.role == InstanceRole::prefill ? 0 : s.config.speculative.depth;
+        o.buckets_per_doubling = s.buckets_per_doubling;
+        s.cost_options.push_back(o);
+        const int experts = s.model.moe.routed_experts;
+        if (experts > 0 && p.layout.ep > 1 && p.redundant_experts > 0 &&
+            (experts + p.redundant_experts) % p.layout.ep != 0)
+            root.error("deployment", fmt::format("{}: {} experts + {} redundant cannot be spread evenly over ep {}",
+                                                 p.spec.name, experts, p.redundant_experts, p.layout.ep));
+        s.config.pools.push_back(p.spec);
+    }
+    if (s.pools.size() == 2 && s.config.pools.size() == 2) {
+        const auto& decode = s.pools[1];
+        const Bytes per_rank = kv_cache_bytes(s.model, 1, decode.layout, kv_bytes);
+        // Every rank of the attention group holding a request receives its share (MLA: a full copy).
+        s.config.kv_transfer.bytes_per_token = per_rank * decode.layout.attn_tp();
+        if (s.kv_bandwidth) {
+            s.config.kv_transfer.bandwidth = *s.kv_bandwidth;
+        } else if (topology_ok) {
+            s.config.kv_transfer.bandwidth = links.network * decode.spec.instance.gpus;
+        } else {
+            d.error("kv_transfer", "give kv_transfer.bandwidth, or a topology to take it from");
+        }
+        s.config.kv_transfer.latency = s.kv_latency.value_or(links.network_latency);
+    }
+    return std::make_unique<ServingRunner>(std::move(s));
+}
+
+nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& out) {
+    Simulator sim(options.seed);
+    ServingConfig config = s_.config;
+    std::vector<double> imbalance;
+    for (std::size_t i = 0; i < config.pools.size(); ++i) {
+        auto& inst = config.pools[i].instance;
+        if (s_.cost_kind == "fixed") {
+            inst.cost = std::make_shared<FixedBatchCostModel>(s_.fixed_base, s_.fixed_per_prefill_token,
+                                                              s_.fixed_per_decode_token);
+            imbalance.push_back(1.0);
+            continue;
+        }
+        ExecutionCostOptions o = s_.cost_options[i];
+        o.expert_imbalance =
+            expert_imbalance(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, options.seed);
+        imbalance.push_back(o.expert_imbalance);
+        inst.cost = std::make_shared<ExecutionBatchCostModel>(s_.model, s_.kernels, o);
+    }
+    std::unique_ptr<RequestSource> source;
+    if (s_.synthetic)
+        source = std::make_unique<SyntheticRequestSource>(s_.synthetic_spec, options.seed);
+    else
+        source = std::make_unique<VectorRequestSource>(s_.trace_requests);
+    ServingSimulator serving(sim, config, *source);
+
+    auto requests_csv = out.open("requests.csv");
+    requests_csv << "id,session,turn,status,arrival_s,input_tokens,cached_tokens,output_tokens,generated_tokens,"
+                    "prefill_instance,decode_instance,ttft_ms,tpot_ms,e2e_s,kv_transfer_ms,preemptions,reason\n";
+    serving.on_request_done().subscribe([&](const RequestRecord& r) {
+        const bool done = r.status == RequestStatus::completed;
+        requests_csv << fmt::format(
+            "{},{},{},{},{:.6f},{},{},{},{},{},{},{:.4f},{:.4f},{:.6f},{:.4f},{},{}\n", r.request.id, r.request.session,
+            r.request.turn, done ? "completed" : "rejected", r.request.arrival.seconds(), r.request.input_tokens,
+            r.request.cached_tokens, r.request.output_tokens, r.generated,
+            r.prefill_instance >= 0 ? serving.instance_name(r.prefill_instance) : "",
+            r.decode_instance >= 0 ? serving.instance_name(r.decode_instance) : "", done ? r.ttft_s() * 1e3 : 0.0,
+            done ? r.tpot_s() * 1e3 : 0.0, r.e2e_s(), (r.transfer_end - r.transfer_start).ms(), r.preemptions,
+            r.reject_reason.empty() ? "" : "\"" + r.reject_reason + "\"");
+    });
+    std::ofstream iterations_csv;
+    if (s_.iterations_csv) {
+        iterations_csv = out.open("iterations.csv");
+        iterations_csv << "instance,start_s,duration_ms,prefill_tokens,prefill_sequences,decode_requests,"
+                          "tokens_emitted,kv_used_blocks,kv_capacity_blocks,waiting\n";
+        serving.on_iteration().subscribe([&](const IterationRecord& it) {
+            iterations_csv << fmt::format("{},{:.6f},{:.4f},{},{},{},{},{},{},{}\n", serving.instance_name(it.instance),
+                                          it.start.seconds(), it.duration.ms(), it.prefill_tokens, it.prefill_sequences,
+                                          it.decode_requests, it.tokens_emitted, it.kv_used_blocks,
+                                          it.kv_capacity_blocks, it.waiting);
+        });
+    }
+    std::ofstream trace_file;
+    std::unique_ptr<TraceWriter> trace;
+    if (options.trace) {
+        trace_file = out.open("trace.json");
+        trace = std::make_unique<TraceWriter>(trace_file);
+        // Requests on a few lanes so overlapping lifetimes stay readable; batches per instance.
+        constexpr int kLanes = 32;
+        serving.on_request_done().subscribe([&](const RequestRecord& r) {
+            const TrackId lane = trace->track("requests", fmt::format("lane {}", r.request.id % kLanes));
+            const std::string name = fmt::format("request {}", r.request.id);
+            if (r.status == RequestStatus::rejected) {
+                trace->instant(lane, name + " rejected", r.request.arrival);
+                return;
+            }
+            if (r.transfer_end > r.transfer_start)
+                trace->slice(trace->track(serving.instance_name(r.decode_instance), "kv transfers in"), name,
+                             "kv_transfer", r.transfer_start, r.transfer_end - r.transfer_start,
+                             {{"tokens", static_cast<double>(r.request.input_tokens + 1)}});
+            trace->slice(lane, name, "request", r.request.arrival, r.finished - r.request.arrival,
+                         {{"input_tokens", static_cast<double>(r.request.input_tokens)},
+                          {"cached_tokens", static_cast<double>(r.request.cached_tokens)},
+                          {"output_tokens", static_cast<double>(r.request.output_tokens)},
+                          {"ttft_ms", r.ttft_s() * 1e3},
+                          {"tpot_ms", r.tpot_s() * 1e3},
+                          {"preemptions", static_cast<double>(r.preemptions)}});
+        });
+        serving.on_iteration().subscribe([&](const IterationRecord& it) {
+            const TrackId track = trace->track(serving.instance_name(it.instance), "iterations");
+            const char* name = it.prefill_tokens > 0 ? (it.decode_requests > 0 ? "mixed" : "prefill") : "decode";
+            trace->slice(track, name, "batch", it.start, it.duration,
+                         {{"prefill_tokens", static_cast<double>(it.prefill_tokens)},
+                          {"prefill_sequences", static_cast<double>(it.prefill_sequences)},
+                          {"decode_requests", static_cast<double>(it.decode_requests)},
+                          {"kv_used_blocks", static_cast<double>(it.kv_used_blocks)}});
+            trace->counter(track, "kv_used_blocks", it.start + it.duration, static_cast<double>(it.kv_used_blocks));
+        });
+    }
+
+    serving.start();
+    sim.run();
+    const ServingSummary m = serving.summary();
+    if (m.completed + m.rejected != m.arrived || serving.in_system() != 0)
+        throw std::logic_error(fmt::format("the serving run ended with {} of {} requests unaccounted for",
+                                           m.arrived - m.completed - m.rejected, m.arrived));
+
+    nlohmann::ordered_json j;
+    j["kind"] = "serving";
+    j["model"] = s_.model.name;
+    j["gpu"] = s_.kernels->profile().spec.name;
+    j["mode"] = s_.pools.size() == 1 ? "colocated" : "disaggregated";
+    j["ttft_ms_p50"] = m.ttft_ms_p50;
+    j["ttft_ms_p90"] = m.ttft_ms_p90;
+    j["ttft_ms_p99"] = m.ttft_ms_p99;
+    j["tpot_ms_p50"] = m.tpot_ms_p50;
+    j["tpot_ms_p90"] = m.tpot_ms_p90;
+    j["tpot_ms_p99"] = m.tpot_ms_p99;
+    j["e2e_s_p50"] = m.e2e_s_p50;
+    j["e2e_s_p90"] = m.e2e_s_p90;
+    j["e2e_s_p99"] = m.e2e_s_p99;
+    j["output_tokens_per_s_per_request_mean"] = m.output_tokens_per_s_per_request_mean;
+    j["input_tokens_per_s_per_node_prefill"] = m.input_tokens_per_s_per_node_prefill;
+    j["output_tokens_per_s_per_node_decode"] = m.output_tokens_per_s_per_node_decode;
+    j["tokens_per_s_per_gpu"] = m.tokens_per_s_per_gpu;
+    j["goodput_requests_per_s"] = m.goodput_requests_per_s;
+    j["kv_cache_utilization_mean"] = m.kv_cache_utilization_mean;
+    j["completed_requests"] = m.completed;
+    j["rejected_requests"] = m.rejected;
+    j["arrived_requests"] = m.arrived;
+    j["preemptions"] = m.preemptions;
+    j["output_tokens"] = m.emitted_output_tokens;
+    j["simulated_s"] = m.end.seconds();
+    j["rate_window_s"] = {m.window_start.seconds(), m.window_end.seconds()};
+    j["mean_requests_in_system"] = m.mean_requests_in_system;
+    j["mean_time_in_system_s"] = m.mean_time_in_system_s;
+    j["gpus"] = m.gpus;
+    j["prefill_nodes"] = m.prefill_nodes;
+    j["decode_nodes"] = m.decode_nodes;
+    nlohmann::ordered_json slo = nlohmann::ordered_json::object();
+    if (s_.config.ttft_slo < Time::max()) slo["ttft_ms"] = s_.config.ttft_slo.ms();
+    if (s_.config.tpot_slo < Time::max()) slo["tpot_ms"] = s_.config.tpot_slo.ms();
+    j["slo"] = slo;
+    nlohmann::ordered_json pools = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < config.pools.size(); ++i) {
+        const auto& p = config.pools[i];
+        const auto& l = s_.pools[i].layout;
+        pools.push_back({{"name", p.name},
+                         {"instances", p.instances},
+                         {"gpus_per_instance", p.instance.gpus},
+                         {"layout", {{"tp", l.tp}, {"attn_dp", l.attn_dp}, {"ep", l.ep}, {"expert_tp", l.expert_tp}}},
+                         {"kv_capacity_tokens", p.instance.kv_capacity_tokens},
+                         {"max_batch", p.instance.max_batch},
+                         {"token_budget", p.instance.token_budget},
+                         {"router", to_string(p.router)},
+                         {"redundant_experts", s_.pools[i].redundant_experts},
+                         {"expert_imbalance", imbalance[i]}});
+    }
+    j["pools"] = pools;
+    nlohmann::ordered_json provenance;
+    for (const auto& p : config.pools) provenance[p.name] = p.instance.cost->provenance();
+    j["provenance"] = provenance;
+    out.write_json("summary.json", j);
+    auto scaled = [](std::vector<double> v, double k) {
+        for (double& x : v) x *= k;
+        return v;
+    };
+    out.write_text("latency.svg", latency_cdf_svg({{"TTFT", "ms", scaled(serving.ttft_samples_s(), 1e3)},
+                                                   {"TPOT", "ms", scaled(serving.tpot_samples_s(), 1e3)},
+                                                   {"end to end", "s", serving.e2e_samples_s()}},
+                                                  fmt::format("{} on {}, seed {}", s_.model.name,
+                                                              j["gpu"].get<std::string>(), options.seed)));
+    requests_csv.close();
+    if (iterations_csv.is_open()) iterations_csv.close();
+    if (trace) trace->finish();
+    return j;
+}
+
+}  // namespace clustersim

@@ -1,0 +1,576 @@
+// The request-level serving simulator (see serving_simulator.hpp).
+#include "sim/serving/serving_simulator.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace clustersim {
+namespace {
+
+// Nearest-rank percentile of an unsorted sample (0 when empty).
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+    return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+}  // namespace
+
+const char* to_string(InstanceRole role) {
+    switch (role) {
+        case InstanceRole::colocated:
+            return "colocated";
+        case InstanceRole::prefill:
+            return "prefill";
+        case InstanceRole::decode:
+            return "decode";
+    }
+    return "?";
+}
+
+const char* to_string(RouterKind router) {
+    return router == RouterKind::round_robin ? "round_robin" : "least_loaded";
+}
+
+ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source)
+    : sim_(sim),
+      config_(std::move(config)),
+      source_(source),
+      speculative_rng_(sim.rng_stream("serving.speculative")),
+      session_rng_(sim.rng_stream("serving.sessions")) {
+    const auto& pools = config_.pools;
+    const bool colocated = pools.size() == 1 && pools[0].role == InstanceRole::colocated;
+    const bool disaggregated =
+        pools.size() == 2 && pools[0].role == InstanceRole::prefill && pools[1].role == InstanceRole::decode;
+    if (!colocated && !disaggregated)
+        throw std::invalid_argument("a deployment is one colocated pool, or a prefill pool followed by a decode pool");
+    if (disaggregated && !(config_.kv_transfer.bandwidth > Bandwidth{}))
+        throw std::invalid_argument("a disaggregated deployment needs a positive KV transfer bandwidth");
+    if (config_.speculative.depth < 0 || config_.speculative.acceptance < 0 || config_.speculative.acceptance > 1)
+        throw std::invalid_argument("speculative decoding needs depth >= 0 and an acceptance rate in [0, 1]");
+    for (const auto& p : pools) {
+        const auto& s = p.instance;
+        if (p.instances < 1 || s.gpus < 1 || s.max_batch < 1 || s.token_budget < 1 || s.block_tokens < 1 || !s.cost)
+            throw std::invalid_argument(
+                fmt::format("pool {}: instances, gpus, max_batch, token_budget and "
+                            "block_tokens must be positive and a cost model given",
+                            p.name));
+        if (s.kv_capacity_tokens < s.block_tokens)
+            throw std::invalid_argument(fmt::format("pool {}: the KV cache holds {} tokens, less than one block of {}",
+                                                    p.name, s.kv_capacity_tokens, s.block_tokens));
+        if (p.role != InstanceRole::prefill && s.token_budget < 1 + config_.speculative.depth)
+            throw std::invalid_argument(fmt::format("pool {}: the token budget cannot hold one decode step", p.name));
+        Pool pool;
+        pool.spec = p;
+        pool.first_instance = static_cast<int>(instances_.size());
+        for (int i = 0; i < p.instances; ++i) {
+            Instance inst;
+            inst.name = fmt::format("{}-{}", p.name, i);
+            inst.pool = static_cast<int>(pools_.size());
+            inst.role = p.role;
+            inst.spec = s;
+            inst.capacity_blocks = s.kv_capacity_tokens / s.block_tokens;
+            instances_.push_back(std::move(inst));
+        }
+        pools_.push_back(std::move(pool));
+    }
+}
+
+void ServingSimulator::start() {
+    pending_arrival_ = source_.next();
+    if (!pending_arrival_) return;
+    if (config_.warmup > Time::zero()) {
+        sim_.schedule_at(config_.warmup, [this] {
+            if (!window_start_) {
+                window_start_ = counters_;
+                window_start_->at = sim_.now();
+            }
+        });
+    } else {
+        window_start_ = counters_;
+    }
+    fetch_next_arrival();
+}
+
+void ServingSimulator::fetch_next_arrival() {
+    sim_.schedule_at(pending_arrival_->arrival, [this] {
+        const Request r = *pending_arrival_;
+        pending_arrival_ = source_.next();
+        if (pending_arrival_ && pending_arrival_->arrival < r.arrival)
+            throw std::logic_error(fmt::format("request {} arrives before request {}: sources must be in time order",
+                                               pending_arrival_->id, r.id));
+        arrive(r);
+        if (pending_arrival_) {
+            fetch_next_arrival();
+        } else if (!window_end_ && window_start_) {
+            window_end_ = counters_;
+            window_end_->at = sim_.now();
+        }
+    });
+}
+
+std::int64_t ServingSimulator::blocks_for(const Instance& inst, std::int64_t tokens) const {
+    return (tokens + inst.spec.block_tokens - 1) / inst.spec.block_tokens;
+}
+
+void ServingSimulator::change_in_system(int delta) {
+    in_system_integral_s_ += static_cast<double>(in_system_) * (sim_.now() - in_system_since_).seconds();
+    in_system_since_ = sim_.now();
+    in_system_ += delta;
+}
+
+void ServingSimulator::set_used_blocks(Instance& inst, std::int64_t used) {
+    const Time now = sim_.now();
+    inst.utilization_integral_s += static_cast<double>(inst.used_blocks) / static_cast<double>(inst.capacity_blocks) *
+                                   (now - inst.utilization_since).seconds();
+    inst.utilization_since = now;
+    inst.used_blocks = used;
+    if (used < 0) throw std::logic_error(fmt::format("{}: KV block count went negative", inst.name));
+    worst_kv_excess_ = std::max(worst_kv_excess_, used - inst.capacity_blocks);
+}
+
+int ServingSimulator::new_slot(const Request& request) {
+    int slot;
+    if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+        slots_[static_cast<std::size_t>(slot)] = Active{};
+    } else {
+        slot = static_cast<int>(slots_.size());
+        slots_.emplace_back();
+    }
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    a.request = request;
+    a.target = request.input_tokens;
+    return slot;
+}
+
+int ServingSimulator::route(int pool_index) {
+    Pool& pool = pools_[static_cast<std::size_t>(pool_index)];
+    const int n = pool.spec.instances;
+    int chosen = 0;
+    if (pool.spec.router == RouterKind::round_robin) {
+        chosen = static_cast<int>(pool.next_round_robin++ % n);
+    } else {
+        for (int i = 1; i < n; ++i)
+            if (instances_[static_cast<std::size_t>(pool.first_instance + i)].assigned <
+                instances_[static_cast<std::size_t>(pool.first_instance + chosen)].assigned)
+                chosen = i;
+    }
+    return pool.first_instance + chosen;
+}
+
+void ServingSimulator::schedule_next_turn(const Request& previous) {
+    const SessionSpec& spec = *config_.sessions;
+    Request next;
+    next.id = next_followup_id_++;
+    next.session = previous.session;
+    next.turn = previous.turn + 1;
+    next.turns = previous.turns;
+    next.arrival = sim_.now() + Time::from_seconds(session_rng_.exponential(spec.think_time_mean.seconds()));
+    const std::int64_t context = previous.input_tokens + previous.output_tokens;
+    next.input_tokens = context + std::max<std::int64_t>(1, spec.new_input.sample(session_rng_));
+    next.output_tokens = std::max<std::int64_t>(1, spec.output.sample(session_rng_));
+    next.cached_tokens = context;  // the conversation so far stays in the prefix cache
+    // The event holds the request by value on the heap (it is too large for the inline buffer).
+    sim_.schedule_at(next.arrival, [this, next] { arrive(next); });
+}
+
+void ServingSimulator::arrive(Request request) {
+    if (config_.sessions && request.session < 0) {
+        request.session = request.id;
+        request.turn = 0;
+        request.turns = static_cast<int>(std::max<std::int64_t>(1, config_.sessions->turns.sample(session_rng_)));
+    }
+    ++arrived_;
+    change_in_system(+1);
+    // A request that could not fit even in an empty KV cache would wait forever. A prefill pool holds
+    // the prompt only; pools that decode hold the prompt, the output and the step's drafts.
+    const std::int64_t final_tokens = request.input_tokens + request.output_tokens + config_.speculative.depth;
+    for (const auto& p : pools_) {
+        const std::int64_t tokens = p.spec.role == InstanceRole::prefill ? request.input_tokens : final_tokens;
+        const std::int64_t needed = (tokens + p.spec.instance.block_tokens - 1) / p.spec.instance.block_tokens;
+        const std::int64_t capacity = p.spec.instance.kv_capacity_tokens / p.spec.instance.block_tokens;
+        if (needed > capacity) {
+            reject(request, fmt::format("needs {} KV blocks, more than an instance of pool {} holds ({})", needed,
+                                        p.spec.name, capacity));
+            return;
+        }
+    }
+    const int slot = new_slot(request);
+    const int target = route(0);
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    a.instance = target;
+    a.prefill_instance = target;
+    Instance& inst = instances_[static_cast<std::size_t>(target)];
+    ++inst.assigned;
+    inst.waiting.push_back(slot);
+    schedule(target);
+}
+
+void ServingSimulator::reject(const Request& request, const std::string& why) {
+    ++rejected_;
+    RequestRecord r;
+    r.request = request;
+    r.status = RequestStatus::rejected;
+    r.reject_reason = why;
+    r.first_token = sim_.now();
+    r.finished = sim_.now();
+    leave(r);
+}
+
+void ServingSimulator::leave(const RequestRecord& record) {
+    change_in_system(-1);
+    ++left_;
+    time_in_system_sum_s_ += (record.finished - record.request.arrival).seconds();
+    end_ = std::max(end_, sim_.now());
+    if (record.status == RequestStatus::completed && record.request.arrival >= config_.warmup) {
+        ttft_s_.push_back(record.ttft_s());
+        e2e_s_.push_back(record.e2e_s());
+        if (record.generated > 1) {
+            tpot_s_.push_back(record.tpot_s());
+            speed_.push_back(1.0 / record.tpot_s());
+        }
+        if (record.first_token - record.request.arrival <= config_.ttft_slo &&
+            (record.generated <= 1 || Time::from_seconds(record.tpot_s()) <= config_.tpot_slo))
+            ++good_requests_;
+    }
+    on_request_done_.emit(record);
+}
+
+void ServingSimulator::preempt(Instance& inst, int slot) {
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    std::erase(inst.running, slot);
+    set_used_blocks(inst, inst.used_blocks - a.blocks);
+    a.blocks = 0;
+    a.prefilled = 0;
+    a.target = a.request.input_tokens + a.generated;  // recompute the prompt and what was generated
+    ++a.preemptions;
+    ++preemptions_;
+    inst.waiting.push_front(slot);
+}
+
+// Makes room for a decode step of running[position]: preempts the latest admitted requests until the
+// step's blocks fit. Returns false when the request itself had to be preempted.
+bool ServingSimulator::reserve_decode_blocks(Instance& inst, int slot, std::size_t position) {
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    const std::int64_t after = a.request.input_tokens + a.generated + config_.speculative.depth;
+    const std::int64_t need = blocks_for(inst, after) - a.blocks;
+    if (need <= 0) return true;
+    while (inst.capacity_blocks - inst.used_blocks < need) {
+        if (inst.running.size() <= position + 1) {
+            preempt(inst, slot);
+            return false;
+        }
+        preempt(inst, inst.running.back());
+    }
+    a.blocks += need;
+    set_used_blocks(inst, inst.used_blocks + need);
+    return true;
+}
+
+void ServingSimulator::schedule(int index) {
+    Instance& inst = instances_[static_cast<std::size_t>(index)];
+    if (inst.busy) return;
+    inst.batch.clear();
+    std::int64_t budget = inst.spec.token_budget;
+    const std::int64_t step_tokens = 1 + config_.speculative.depth;
+    BatchWork work;
+    work.decode_tokens_per_request = step_tokens;
+    double prefill_context_sum = 0, decode_context_sum = 0;
+    auto add_prefill = [&](int slot, Active& a) {
+        const std::int64_t chunk = std::min(a.target - a.prefilled, budget);
+        if (chunk <= 0) return;
+        inst.batch.push_back({slot, chunk});
+        budget -= chunk;
+        work.prefill_tokens += chunk;
+        work.prefill_max_chunk = std::max(work.prefill_max_chunk, chunk);
+        ++work.prefill_sequences;
+        prefill_context_sum += static_cast<double>(a.prefilled);
+    };
+    // Running requests first, in admission order: decode steps, then the chunks of unfinished prompts.
+    for (std::size_t k = 0; k < inst.running.size() && budget > 0;) {
+        const int slot = inst.running[k];
+        Active& a = slots_[static_cast<std::size_t>(slot)];
+        if (a.prefilled < a.target) {
+            add_prefill(slot, a);
+            ++k;
+            continue;
+        }
+        if (budget < step_tokens) break;
+        if (!reserve_decode_blocks(inst, slot, k)) continue;  // it was preempted: running[k] is the next one
+        inst.batch.push_back({slot, 0});
+        budget -= step_tokens;
+        ++work.decode_requests;
+        decode_context_sum += static_cast<double>(a.request.input_tokens + a.generated);
+        ++k;
+    }
+    // Then admission, first come first served, while blocks for the whole prompt are free. Requests
+    // whose blocks a KV transfer already reserved are admitted even behind one that must wait for
+    // blocks: they hold blocks the one in front may be waiting for.
+    bool allocation_blocked = false;
+    for (auto it = inst.waiting.begin(); it != inst.waiting.end() && budget > 0 &&
+                                         static_cast<std::int64_t>(inst.running.size()) < inst.spec.max_batch;) {
+        const int slot = *it;
+        Active& a = slots_[static_cast<std::size_t>(slot)];
+        if (a.blocks == 0) {  // not reserved by a KV transfer
+            const std::int64_t need = blocks_for(inst, a.target);
+            if (allocation_blocked || inst.capacity_blocks - inst.used_blocks < need) {
+                allocation_blocked = true;
+                ++it;
+                continue;
+            }
+            a.blocks = need;
+            set_used_blocks(inst, inst.used_blocks + need);
+            // Prefix-cache hits: the cached prompt tokens need no compute.
+            a.prefilled = std::min(a.request.cached_tokens, a.target - 1);
+        }
+        it = inst.waiting.erase(it);
+        inst.running.push_back(slot);
+        if (a.prefilled < a.target) {
+            add_prefill(slot, a);
+            continue;
+        }
+        // Arrived by KV transfer, ready to decode. Only free blocks are used here: preempting while
+        // walking the waiting queue would change it under the walk; the next iteration can preempt.
+        const std::int64_t step_blocks =
+            blocks_for(inst, a.request.input_tokens + a.generated + config_.speculative.depth) - a.blocks;
+        if (budget >= step_tokens && inst.capacity_blocks - inst.used_blocks >= step_blocks) {
+            if (step_blocks > 0) {
+                a.blocks += step_blocks;
+                set_used_blocks(inst, inst.used_blocks + step_blocks);
+            }
+            inst.batch.push_back({slot, 0});
+            budget -= step_tokens;
+            ++work.decode_requests;
+            decode_context_sum += static_cast<double>(a.request.input_tokens + a.generated);
+        }
+    }
+    if (inst.batch.empty()) {
+        // Requests admitted above without a free block for their step: a second pass may preempt to
+        // make room (its loop over running requests either batches one or preempts them all).
+        if (!inst.running.empty()) schedule(index);
+        return;
+    }
+    if (work.prefill_sequences > 0)
+        work.prefill_context = std::llround(prefill_context_sum / static_cast<double>(work.prefill_sequences));
+    if (work.decode_requests > 0)
+        work.decode_context = std::llround(decode_context_sum / static_cast<double>(work.decode_requests));
+    const auto& graphs = inst.spec.cuda_graph_batch_sizes;
+    if (work.prefill_tokens == 0 && !graphs.empty()) {
+        const auto it = std::lower_bound(graphs.begin(), graphs.end(), work.decode_requests);
+        if (it != graphs.end()) work.decode_requests = *it;
+    }
+    const Time duration = inst.spec.cost->iteration_time(work);
+    if (duration <= Time::zero())
+        throw std::logic_error(fmt::format("{}: the cost model gave a non-positive iteration time", inst.name));
+    inst.busy = true;
+    inst.iteration_start = sim_.now();
+    sim_.schedule_in(duration, [this, index] { iteration_done(index); });
+}
+
+void ServingSimulator::iteration_done(int index) {
+    Instance& inst = instances_[static_cast<std::size_t>(index)];
+    inst.busy = false;
+    IterationRecord record;
+    record.instance = index;
+    record.start = inst.iteration_start;
+    record.duration = sim_.now() - inst.iteration_start;
+    std::vector<int> finished, handed_off;
+    for (const BatchEntry& e : inst.batch) {
+        Active& a = slots_[static_cast<std::size_t>(e.slot)];
+        const std::int64_t remaining = a.request.output_tokens - a.generated;
+        std::int64_t emitted = 0;
+        if (e.prefill_chunk > 0) {
+            ++record.prefill_sequences;
+            record.prefill_tokens += e.prefill_chunk;
+            a.prefilled += e.prefill_chunk;
+            if (a.prefilled < a.target) continue;
+            // The prompt is complete: its last position's logits give the next token.
+            emitted = 1;
+            if (!a.prefill_counted) {
+                a.prefill_counted = true;
+                counters_.input_tokens_prefilled += static_cast<double>(a.request.input_tokens);
+            }
+        } else {
+            ++record.decode_requests;
+            std::int64_t accepted = 0;
+            while (accepted < config_.speculative.depth &&
+                   speculative_rng_.uniform01() < config_.speculative.acceptance)
+                ++accepted;
+            emitted = std::min(remaining, 1 + accepted);
+            counters_.output_tokens_decode += static_cast<double>(emitted);
+        }
+        if (emitted > remaining)
+            throw std::logic_error(fmt::format("request {} would get more tokens than it asked for", a.request.id));
+        a.generated += emitted;
+        emitted_output_ += emitted;
+        counters_.output_tokens_total += static_cast<double>(emitted);
+        record.tokens_emitted += emitted;
+        if (a.first_token == Time::max()) a.first_token = sim_.now();
+        if (a.generated == a.request.output_tokens)
+            finished.push_back(e.slot);
+        else if (inst.role == InstanceRole::prefill)
+            handed_off.push_back(e.slot);
+    }
+    record.kv_used_blocks = inst.used_blocks;
+    record.kv_capacity_blocks = inst.capacity_blocks;
+    record.waiting = static_cast<std::int64_t>(inst.waiting.size());
+    inst.batch.clear();
+    on_iteration_.emit(record);
+    // Take the leaving requests out of the running list in one pass (a decode instance may run
+    // thousands), keeping the admission order of the others.
+    if (!finished.empty() || !handed_off.empty()) {
+        for (int slot : finished) slots_[static_cast<std::size_t>(slot)].leaving = true;
+        for (int slot : handed_off) slots_[static_cast<std::size_t>(slot)].leaving = true;
+        std::erase_if(inst.running, [this](int slot) { return slots_[static_cast<std::size_t>(slot)].leaving; });
+        for (int slot : handed_off) slots_[static_cast<std::size_t>(slot)].leaving = false;
+    }
+    for (int slot : finished) finish(slot);
+    for (int slot : handed_off) hand_off(slot);
+    schedule(index);
+}
+
+void ServingSimulator::finish(int slot) {
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    Instance& inst = instances_[static_cast<std::size_t>(a.instance)];  // the caller took it out of running
+    set_used_blocks(inst, inst.used_blocks - a.blocks);
+    a.blocks = 0;
+    --inst.assigned;
+    ++completed_;
+    requested_output_ += a.request.output_tokens;
+    RequestRecord r;
+    r.request = a.request;
+    r.first_token = a.first_token;
+    r.finished = sim_.now();
+    r.transfer_start = a.transfer_start;
+    r.transfer_end = a.transfer_end;
+    r.prefill_instance = a.prefill_instance;
+    r.decode_instance = a.decode_instance;
+    r.preemptions = a.preemptions;
+    r.generated = a.generated;
+    free_slots_.push_back(slot);
+    leave(r);
+    if (config_.sessions && r.request.turn + 1 < r.request.turns) schedule_next_turn(r.request);
+    // The caller (iteration_done) schedules this instance's next iteration once the batch is settled.
+    if (inst.role == InstanceRole::decode) start_transfers(static_cast<int>(&inst - instances_.data()));
+}
+
+void ServingSimulator::hand_off(int slot) {
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    // The caller took it out of the prefill instance's running list; its blocks stay held there
+    // until the transfer is done.
+    const int target = route(1);
+    a.decode_instance = target;
+    Instance& decode = instances_[static_cast<std::size_t>(target)];
+    ++decode.assigned;
+    decode.incoming.push_back(slot);
+    start_transfers(target);
+}
+
+void ServingSimulator::start_transfers(int index) {
+    Instance& inst = instances_[static_cast<std::size_t>(index)];
+    while (!inst.incoming.empty()) {
+        const int slot = inst.incoming.front();
+        Active& a = slots_[static_cast<std::size_t>(slot)];
+        const std::int64_t tokens = a.request.input_tokens + a.generated;
+        const std::int64_t need = blocks_for(inst, tokens);
+        if (inst.capacity_blocks - inst.used_blocks < need) break;
+        inst.incoming.pop_front();
+        a.decode_blocks = need;
+        set_used_blocks(inst, inst.used_blocks + need);
+        const Time start = std::max(sim_.now(), inst.link_free_at);
+        const Time wire =
+            config_.kv_transfer.bytes_per_token * static_cast<double>(tokens) / config_.kv_transfer.bandwidth;
+        inst.link_free_at = start + wire;
+        a.transfer_start = start;
+        a.transfer_end = start + wire + config_.kv_transfer.latency;
+        sim_.schedule_at(a.transfer_end, [this, slot] { transfer_done(slot); });
+    }
+}
+
+void ServingSimulator::transfer_done(int slot) {
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    const int prefill_index = a.instance;
+    Instance& prefill = instances_[static_cast<std::size_t>(prefill_index)];
+    set_used_blocks(prefill, prefill.used_blocks - a.blocks);
+    --prefill.assigned;
+    Instance& decode = instances_[static_cast<std::size_t>(a.decode_instance)];
+    a.instance = a.decode_instance;
+    a.blocks = a.decode_blocks;
+    a.decode_blocks = 0;
+    a.prefilled = a.target;
+    decode.waiting.push_back(slot);
+    schedule(a.decode_instance);
+    schedule(prefill_index);
+}
+
+ServingSummary ServingSimulator::summary() const {
+    ServingSummary s;
+    s.arrived = arrived_;
+    s.completed = completed_;
+    s.rejected = rejected_;
+    s.preemptions = preemptions_;
+    s.requested_output_tokens = requested_output_;
+    s.emitted_output_tokens = emitted_output_;
+    s.end = end_;
+    s.ttft_ms_p50 = percentile(ttft_s_, 50) * 1e3;
+    s.ttft_ms_p90 = percentile(ttft_s_, 90) * 1e3;
+    s.ttft_ms_p99 = percentile(ttft_s_, 99) * 1e3;
+    s.tpot_ms_p50 = percentile(tpot_s_, 50) * 1e3;
+    s.tpot_ms_p90 = percentile(tpot_s_, 90) * 1e3;
+    s.tpot_ms_p99 = percentile(tpot_s_, 99) * 1e3;
+    s.e2e_s_p50 = percentile(e2e_s_, 50);
+    s.e2e_s_p90 = percentile(e2e_s_, 90);
+    s.e2e_s_p99 = percentile(e2e_s_, 99);
+    double speed = 0;
+    for (double v : speed_) speed += v;
+    s.output_tokens_per_s_per_request_mean = speed_.empty() ? 0.0 : speed / static_cast<double>(speed_.size());
+
+    // Rates over the window from the warm-up to the last arrival (while the offered load is on); a
+    // workload whose requests all arrive at once falls back to the whole run.
+    ServingCounters from = window_start_.value_or(ServingCounters{});
+    ServingCounters to = window_end_.value_or(counters_);
+    if (!window_end_) to.at = end_;
+    if (!(to.at > from.at)) {
+        from = ServingCounters{};
+        to = counters_;
+        to.at = end_;
+    }
+    s.window_start = from.at;
+    s.window_end = to.at;
+    const double window = (to.at - from.at).seconds();
+    for (const auto& p : pools_) {
+        const double nodes = static_cast<double>(p.spec.instances * p.spec.instance.gpus) / config_.gpus_per_node;
+        s.gpus += p.spec.instances * p.spec.instance.gpus;
+        if (p.spec.role != InstanceRole::decode) s.prefill_nodes += nodes;
+        if (p.spec.role != InstanceRole::prefill) s.decode_nodes += nodes;
+    }
+    if (window > 0) {
+        const double input = to.input_tokens_prefilled - from.input_tokens_prefilled;
+        const double decode = to.output_tokens_decode - from.output_tokens_decode;
+        const double output = to.output_tokens_total - from.output_tokens_total;
+        s.input_tokens_per_s_per_node_prefill = input / window / s.prefill_nodes;
+        s.output_tokens_per_s_per_node_decode = decode / window / s.decode_nodes;
+        s.tokens_per_s_per_gpu = (input + output) / window / s.gpus;
+        s.goodput_requests_per_s = static_cast<double>(good_requests_) / window;
+    }
+    double utilization = 0;
+    const double end_s = end_.seconds();
+    for (const auto& inst : instances_) {
+        const double tail = static_cast<double>(inst.used_blocks) / static_cast<double>(inst.capacity_blocks) *
+                            (end_ - inst.utilization_since).seconds();
+        if (end_s > 0) utilization += (inst.utilization_integral_s + tail) / end_s;
+    }
+    s.kv_cache_utilization_mean = instances_.empty() ? 0.0 : utilization / static_cast<double>(instances_.size());
+    const double in_system_tail = static_cast<double>(in_system_) * (end_ - in_system_since_).seconds();
+    s.mean_requests_in_system = end_s > 0 ? (in_system_integral_s_ + in_system_tail) / end_s : 0.0;
+    s.mean_time_in_system_s = left_ > 0 ? time_in_system_sum_s_ / static_cast<double>(left_) : 0.0;
+    return s;
+}
+
+}  // namespace clustersim

@@ -1,0 +1,270 @@
+// ServingSimulator: the request level of serving on the event engine.
+//
+// Requests arrive from a RequestSource, a router sends each to an instance of the first pool
+// (colocated, or prefill when disaggregated), and instances run iterations of continuous batching
+// with chunked prefill: every iteration, running requests take one decode step (or 1 + MTP drafts),
+// then partially prefilled and newly admitted requests share what is left of the token budget. The
+// KV cache is a pool of fixed-size blocks: a request is admitted when the blocks of its whole prompt
+// are free, grows one block at a time while decoding, and when a decode step finds no free block
+// the most recently admitted request is preempted (its blocks freed, recomputed later, as vLLM's
+// recompute preemption does). Prefix-cache hits skip the prefill compute of the cached tokens.
+// Disaggregated deployments hand a request to a decode instance when its prefill has produced the
+// first token; the KV cache moves over the decode instance's inbound link (FIFO) after the decode
+// instance has reserved blocks for it. Iteration times come from a BatchCostModel per instance.
+#pragma once
+
+#include "sim/core/rng_stream.hpp"
+#include "sim/core/signal.hpp"
+#include "sim/core/simulator.hpp"
+#include "sim/serving/batch_cost_model.hpp"
+#include "sim/serving/workload.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace clustersim {
+
+enum class InstanceRole { colocated, prefill, decode };
+enum class RouterKind { round_robin, least_loaded };
+const char* to_string(InstanceRole role);
+const char* to_string(RouterKind router);
+
+// One instance: a group of GPUs holding one copy of the model.
+struct InstanceSpec {
+    int gpus = 1;
+    std::int64_t max_batch = 256;          // requests admitted (running) at once
+    std::int64_t token_budget = 8192;      // tokens one iteration may process (decode tokens + prefill chunks)
+    std::int64_t kv_capacity_tokens = 0;   // KV cache of the whole instance, in tokens
+    std::int64_t block_tokens = 16;        // tokens per KV block (vLLM's default block size)
+    std::shared_ptr<BatchCostModel> cost;  // shared by the instances of a pool (one memo)
+    // Decode-only iterations run as CUDA graphs captured for these batch sizes (ascending): the batch
+    // is priced padded to the next captured size. Empty, or a batch above the largest: no padding.
+    std::vector<std::int64_t> cuda_graph_batch_sizes;
+};
+
+struct PoolSpec {
+    std::string name;  // "colocated", "prefill", "decode"
+    InstanceRole role = InstanceRole::colocated;
+    int instances = 1;
+    InstanceSpec instance;
+    RouterKind router = RouterKind::round_robin;
+};
+
+// KV transfer from a prefill instance to a decode instance.
+struct KvTransferSpec {
+    Bandwidth bandwidth;  // of a decode instance's inbound link (all its receiving NICs together)
+    Time latency;
+    Bytes bytes_per_token;  // KV bytes one token adds, moved as a whole
+};
+
+struct SpeculativeSpec {
+    int depth = 0;          // MTP draft tokens per decode step (0: off)
+    double acceptance = 0;  // probability each draft token is accepted, given the ones before were
+};
+
+struct ServingConfig {
+    std::vector<PoolSpec> pools;  // one colocated pool, or a prefill pool then a decode pool
+    KvTransferSpec kv_transfer;
+    SpeculativeSpec speculative;
+    Time ttft_slo = Time::max();
+    Time tpot_slo = Time::max();
+    Time warmup;                          // requests arriving earlier are left out of the statistics
+    std::optional<SessionSpec> sessions;  // multi-turn sessions (off when absent)
+    int gpus_per_node = 8;
+};
+
+enum class RequestStatus { completed, rejected };
+
+// What happened to one request; emitted when it leaves the system.
+struct RequestRecord {
+    Request request;
+    RequestStatus status = RequestStatus::completed;
+    std::string reject_reason;
+    Time first_token;
+    Time finished;
+    Time transfer_start;  // disaggregated only; zero otherwise
+    Time transfer_end;
+    int prefill_instance = -1;
+    int decode_instance = -1;
+    int preemptions = 0;
+    std::int64_t generated = 0;
+    double ttft_s() const { return (first_token - request.arrival).seconds(); }
+    double e2e_s() const { return (finished - request.arrival).seconds(); }
+    // Mean time per output token after the first; 0 for single-token requests.
+    double tpot_s() const {
+        return generated > 1 ? (finished - first_token).seconds() / static_cast<double>(generated - 1) : 0.0;
+    }
+};
+
+struct IterationRecord {
+    int instance = 0;
+    Time start;
+    Time duration;
+    std::int64_t prefill_tokens = 0;
+    std::int64_t prefill_sequences = 0;
+    std::int64_t decode_requests = 0;
+    std::int64_t tokens_emitted = 0;
+    std::int64_t kv_used_blocks = 0;
+    std::int64_t kv_capacity_blocks = 0;
+    std::int64_t waiting = 0;
+};
+
+// Token and request counts accumulated by the simulator (snapshotted to form rates over a window).
+struct ServingCounters {
+    double input_tokens_prefilled =
+        0;                            // prompt tokens (cached included) of completed prefills, prefill/colocated pools
+    double output_tokens_decode = 0;  // tokens emitted by decode steps of decode/colocated pools
+    double output_tokens_total = 0;   // every token emitted, first tokens included
+    Time at;
+};
+
+struct ServingSummary {
+    std::int64_t arrived = 0;
+    std::int64_t completed = 0;
+    std::int64_t rejected = 0;
+    std::int64_t preemptions = 0;
+    std::int64_t requested_output_tokens = 0;  // of completed requests
+    std::int64_t emitted_output_tokens = 0;
+    Time end;                       // when the last request left
+    Time window_start, window_end;  // over which rates are measured
+    double ttft_ms_p50 = 0, ttft_ms_p90 = 0, ttft_ms_p99 = 0;
+    double tpot_ms_p50 = 0, tpot_ms_p90 = 0, tpot_ms_p99 = 0;
+    double e2e_s_p50 = 0, e2e_s_p90 = 0, e2e_s_p99 = 0;
+    double output_tokens_per_s_per_request_mean = 0;
+    double input_tokens_per_s_per_node_prefill = 0;
+    double output_tokens_per_s_per_node_decode = 0;
+    double tokens_per_s_per_gpu = 0;
+    double goodput_requests_per_s = 0;
+    double kv_cache_utilization_mean = 0;  // time-weighted mean over instances of used / capacity blocks
+    double mean_requests_in_system = 0;    // time average over [0, end]
+    double mean_time_in_system_s = 0;      // over every request that left (completed or rejected)
+    double prefill_nodes = 0;
+    double decode_nodes = 0;
+    int gpus = 0;
+};
+
+class ServingSimulator {
+public:
+    // Checks the config (throws std::invalid_argument naming the problem).
+    ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source);
+    ServingSimulator(const ServingSimulator&) = delete;
+    ServingSimulator& operator=(const ServingSimulator&) = delete;
+
+    // Schedules the first arrival; then run the Simulator.
+    void start();
+    // After the Simulator has run dry.
+    ServingSummary summary() const;
+
+    Signal<const IterationRecord&>& on_iteration() { return on_iteration_; }
+    Signal<const RequestRecord&>& on_request_done() { return on_request_done_; }
+
+    int instance_count() const { return static_cast<int>(instances_.size()); }
+    const std::string& instance_name(int i) const { return instances_[static_cast<std::size_t>(i)].name; }
+    // The most KV blocks any instance ever held over its capacity (0 or less: never exceeded).
+    std::int64_t worst_kv_excess_blocks() const { return worst_kv_excess_; }
+    std::int64_t in_system() const { return in_system_; }
+    // Latency samples of completed requests that arrived after the warm-up, in seconds.
+    const std::vector<double>& ttft_samples_s() const { return ttft_s_; }
+    const std::vector<double>& tpot_samples_s() const { return tpot_s_; }
+    const std::vector<double>& e2e_samples_s() const { return e2e_s_; }
+
+private:
+    struct Active {
+        Request request;
+        std::int64_t prefilled = 0;  // prompt tokens whose KV is on the current instance
+        std::int64_t target = 0;     // tokens to prefill before decoding (input, + generated after a preemption)
+        std::int64_t generated = 0;
+        std::int64_t blocks = 0;         // held on the current instance
+        std::int64_t decode_blocks = 0;  // reserved on the decode instance during a KV transfer
+        int instance = -1;
+        int prefill_instance = -1;
+        int decode_instance = -1;
+        Time first_token = Time::max();
+        Time transfer_start, transfer_end;
+        int preemptions = 0;
+        bool prefill_counted = false;
+        bool leaving = false;  // finished or handed off in the iteration being settled
+    };
+    struct BatchEntry {
+        int slot;
+        std::int64_t prefill_chunk;  // 0: a decode step
+    };
+    struct Instance {
+        std::string name;
+        int pool = 0;
+        InstanceRole role = InstanceRole::colocated;
+        InstanceSpec spec;
+        std::int64_t capacity_blocks = 0;
+        std::deque<int> waiting;   // not admitted yet, in order
+        std::vector<int> running;  // admitted, in admission order
+        std::deque<int> incoming;  // decode: handed-off requests waiting for blocks to start their transfer
+        std::vector<BatchEntry> batch;
+        std::int64_t used_blocks = 0;
+        std::int64_t assigned = 0;  // routed here and not gone yet (least-loaded router)
+        bool busy = false;
+        Time iteration_start;
+        Time link_free_at;
+        double utilization_integral_s = 0;  // integral of used / capacity over time
+        Time utilization_since;
+    };
+    struct Pool {
+        PoolSpec spec;
+        int first_instance = 0;
+        std::int64_t next_round_robin = 0;
+    };
+
+    void arrive(Request request);
+    void schedule_next_turn(const Request& previous);
+    void fetch_next_arrival();
+    int route(int pool);
+    void schedule(int instance);
+    void iteration_done(int instance);
+    bool reserve_decode_blocks(Instance& inst, int slot, std::size_t position);
+    void preempt(Instance& inst, int slot);
+    void finish(int slot);
+    void reject(const Request& request, const std::string& why);
+    void hand_off(int slot);
+    void start_transfers(int decode_instance);
+    void transfer_done(int slot);
+    void set_used_blocks(Instance& inst, std::int64_t used);
+    void change_in_system(int delta);
+    std::int64_t blocks_for(const Instance& inst, std::int64_t tokens) const;
+    void leave(const RequestRecord& record);
+    int new_slot(const Request& request);
+
+    Simulator& sim_;
+    ServingConfig config_;
+    RequestSource& source_;
+    RngStream speculative_rng_;
+    RngStream session_rng_;
+    std::int64_t next_followup_id_ = std::int64_t{1} << 40;  // follow-up turns, apart from the source's ids
+    std::vector<Pool> pools_;
+    std::vector<Instance> instances_;
+    std::vector<Active> slots_;
+    std::vector<int> free_slots_;
+    std::optional<Request> pending_arrival_;
+
+    // Statistics.
+    ServingCounters counters_;
+    std::optional<ServingCounters> window_start_, window_end_;
+    std::int64_t arrived_ = 0, completed_ = 0, rejected_ = 0, preemptions_ = 0;
+    std::int64_t requested_output_ = 0, emitted_output_ = 0;
+    std::int64_t in_system_ = 0;
+    double in_system_integral_s_ = 0;
+    Time in_system_since_;
+    double time_in_system_sum_s_ = 0;
+    std::int64_t left_ = 0;
+    std::int64_t worst_kv_excess_ = 0;
+    Time end_;
+    std::vector<double> ttft_s_, tpot_s_, e2e_s_, speed_;
+    std::int64_t good_requests_ = 0;  // completed, arrived in the window, meeting both SLOs
+
+    Signal<const IterationRecord&> on_iteration_;
+    Signal<const RequestRecord&> on_request_done_;
+};
+
+}  // namespace clustersim

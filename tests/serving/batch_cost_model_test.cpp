@@ -1,0 +1,135 @@
+// Iteration costs: the affine model, and the execution-level model's behaviour and memo.
+#include "sim/serving/batch_cost_model.hpp"
+
+#include "models/model_loader.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace clustersim;
+using namespace clustersim::literals;
+
+namespace {
+
+ExecutionBatchCostModel llama_8b_tp(int tp, bool overlap = false) {
+    ExecutionCostOptions o;
+    o.layout.tp = tp;
+    o.links.nvlink = 360_GBps;
+    o.links.nvlink_latency = 3_us;
+    o.links.network = 50_GBps;
+    o.links.network_latency = 5_us;
+    o.overlap_communication = overlap;
+    auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+    return ExecutionBatchCostModel(load_model_or_throw("llama3-8b"), kernels, o);
+}
+
+BatchWork decode(std::int64_t requests, std::int64_t context) {
+    BatchWork w;
+    w.decode_requests = requests;
+    w.decode_context = context;
+    return w;
+}
+
+BatchWork prefill(std::int64_t tokens, std::int64_t sequences) {
+    BatchWork w;
+    w.prefill_tokens = tokens;
+    w.prefill_sequences = sequences;
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("the fixed cost model is affine in prefill and decode tokens") {
+    FixedBatchCostModel m(2_ms, 10_us, 100_us);
+    BatchWork w = prefill(100, 1);
+    w.decode_requests = 4;
+    w.decode_tokens_per_request = 2;
+    CHECK(m.iteration_time(w) == 2_ms + 10_us * 100 + 100_us * 8);
+    CHECK(m.iteration_time(BatchWork{}) == Time::zero());
+}
+
+TEST_CASE("execution-level decode steps grow with batch size and context") {
+    auto m = llama_8b_tp(1);
+    const Time small = m.iteration_time(decode(1, 1000));
+    const Time batch = m.iteration_time(decode(64, 1000));
+    const Time longer = m.iteration_time(decode(64, 16000));
+    CHECK(small > Time::zero());
+    CHECK(batch >= small);
+    CHECK(longer > batch);
+    // A decode step of one request cannot beat reading the weights once from HBM.
+    const double weights_bytes = 8.0e9 * 2;  // Llama 3 8B in BF16, about 8B parameters
+    CHECK(small.seconds() > weights_bytes / 3.35e12 * 0.9);
+}
+
+TEST_CASE("execution-level prefill time grows with the tokens and TP adds communication") {
+    auto tp1 = llama_8b_tp(1);
+    auto tp8 = llama_8b_tp(8);
+    CHECK(tp1.iteration_time(prefill(8192, 4)) > tp1.iteration_time(prefill(1024, 1)));
+    CHECK(tp8.iteration_time(prefill(8192, 4)) < tp1.iteration_time(prefill(8192, 4)));
+    const auto shares = tp8.provenance()["time_shares"];
+    REQUIRE(shares.contains("communication_estimate"));
+    double sum = 0;
+    for (const auto& [kind, share] : shares.items()) sum += share.get<double>();
+    CHECK(sum == Approx(1.0));
+}
+
+TEST_CASE("overlapping communication never makes an iteration slower") {
+    auto plain = llama_8b_tp(8, false);
+    auto overlapped = llama_8b_tp(8, true);
+    for (std::int64_t tokens : {256, 4096})
+        CHECK(overlapped.iteration_time(prefill(tokens, 1)) <= plain.iteration_time(prefill(tokens, 1)));
+}
+
+TEST_CASE("the memo prices each shape bucket once") {
+    auto m = llama_8b_tp(1);
+    for (int i = 0; i < 10; ++i) m.iteration_time(decode(16, 2000));
+    CHECK(m.distinct_shapes() == 1);
+    CHECK(m.lookups() == 10);
+    // Contexts within one bucket share a price; exact values up to 32 are their own buckets.
+    CHECK(m.bucket(17) == 17);
+    CHECK(m.bucket(2000) == m.bucket(2001));
+    std::int64_t previous = 0;
+    for (std::int64_t v = 1; v < 100000; v = v * 5 / 4 + 1) {
+        CHECK(m.bucket(v) >= previous);
+        CHECK(std::abs(static_cast<double>(m.bucket(v) - v)) <= 0.03 * static_cast<double>(v) + 1);
+        previous = m.bucket(v);
+    }
+}
+
+TEST_CASE("an unbalanced expert load makes MoE iterations slower, a balanced one changes nothing") {
+    auto make = [](double imbalance) {
+        ExecutionCostOptions o;
+        o.layout.tp = 8;
+        o.layout.attn_dp = 8;
+        o.layout.ep = 8;
+        o.links.nvlink = 360_GBps;
+        o.links.nvlink_latency = 3_us;
+        o.links.network = 50_GBps;
+        o.links.network_latency = 5_us;
+        o.expert_imbalance = imbalance;
+        auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+        return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+    };
+    auto balanced = make(1.0);
+    auto skewed = make(2.0);
+    const BatchWork work = prefill(32768, 8);
+    CHECK(skewed.iteration_time(work) > balanced.iteration_time(work));
+    CHECK(make(1.0).iteration_time(work) == balanced.iteration_time(work));
+}
+
+TEST_CASE("with attention data parallelism one long prompt costs more than the same tokens spread over ranks") {
+    ExecutionCostOptions o;
+    o.layout.tp = 8;
+    o.layout.attn_dp = 8;
+    o.layout.ep = 8;
+    o.links.nvlink = 360_GBps;
+    o.links.nvlink_latency = 3_us;
+    o.links.network = 50_GBps;
+    o.links.network_latency = 5_us;
+    auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+    ExecutionBatchCostModel m(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+    BatchWork spread = prefill(8192, 8);
+    spread.prefill_max_chunk = 1024;
+    BatchWork single = prefill(8192, 1);
+    single.prefill_max_chunk = 8192;
+    CHECK(m.iteration_time(single) > m.iteration_time(spread));
+}
