@@ -146,43 +146,19 @@ std::string build_plan_text(const BaseScenario& base, const SweepPlan& plan, Dia
 
 LoadedPlan load_plan_text(const std::string& text, const std::filesystem::path& base) {
     LoadedPlan plan;
-    Diagnostics diagnostics;
-    const auto rejected = [&](const std::vector<Diagnostic>& problems) {
-        plan.runner.reset();
-        plan.problems = problems;
-        plan.key = plan_key(text);
-        return std::move(plan);
-    };
     try {
-        auto doc = YamlDocument::load_string(text, base.string(), diagnostics);
-        if (!diagnostics.empty()) return rejected(diagnostics.errors());
-        MapReader root = MapReader::root(doc);
-        std::vector<std::string> names;
-        for (const auto& k : scenario_kinds()) names.push_back(k.name);
-        plan.kind = root.choice("kind", names, std::nullopt, "what to simulate");
-        (void)root.optional<std::string>("name", base.stem().string(), "a short name for the scenario");
-        (void)root.optional<std::string>("description", "", "what the scenario shows and where its numbers come from");
-        plan.seed = root.optional<std::uint64_t>("seed", 1, "the run's random seed");
-        if (!diagnostics.empty()) return rejected(diagnostics.errors());
-        const auto kind = std::find_if(scenario_kinds().begin(), scenario_kinds().end(),
-                                       [&](const ScenarioKind& k) { return k.name == plan.kind; });
-        if (!kind->loader) {
-            root.error("kind", fmt::format("scenario kind \"{}\" is not implemented in this build of clustersim (it is "
-                                           "planned in {})",
-                                           kind->name, kind->planned_in));
-            return rejected(diagnostics.errors());
-        }
-        plan.runner = kind->loader(root, ScenarioContext{base.parent_path()});
-        root.finish();
-        if (!diagnostics.empty()) return rejected(diagnostics.errors());
-        plan.resolved_yaml = to_yaml(doc->resolved());
+        LoadedScenario scenario = load_scenario_text(text, base, std::nullopt);
+        plan.kind = scenario.kind;
+        plan.seed = scenario.seed;
+        plan.runner = std::move(scenario.runner);
+        plan.resolved_yaml = std::move(scenario.resolved_yaml);
         plan.key = plan_key(plan.resolved_yaml);
-        return plan;
     } catch (const InputError& e) {
-        std::vector<Diagnostic> all = diagnostics.errors();
-        all.insert(all.end(), e.diagnostics().begin(), e.diagnostics().end());
-        return rejected(all);
+        plan.runner.reset();
+        plan.problems = e.diagnostics();
+        plan.key = plan_key(text);
     }
+    return plan;
 }
 
 std::string plan_key(const std::string& resolved_yaml) {

@@ -33,9 +33,10 @@ const std::vector<ScenarioKind>& scenario_kinds() {
     return kinds;
 }
 
-LoadedScenario load_scenario(const std::filesystem::path& path, std::optional<std::uint64_t> seed_override) {
-    Diagnostics diagnostics;
-    auto doc = YamlDocument::load_file(path.string(), diagnostics);
+namespace {
+
+LoadedScenario load_document(const std::shared_ptr<YamlDocument>& doc, Diagnostics& diagnostics,
+                             const std::filesystem::path& path, std::optional<std::uint64_t> seed_override) {
     diagnostics.throw_if_any();  // nothing more can be said about a file that is not YAML
 
     MapReader root = MapReader::root(doc);
@@ -69,6 +70,21 @@ LoadedScenario load_scenario(const std::filesystem::path& path, std::optional<st
     diagnostics.throw_if_any();
     scenario.resolved_yaml = to_yaml(doc->resolved());
     return scenario;
+}
+
+}  // namespace
+
+LoadedScenario load_scenario(const std::filesystem::path& path, std::optional<std::uint64_t> seed_override) {
+    Diagnostics diagnostics;
+    auto doc = YamlDocument::load_file(path.string(), diagnostics);
+    return load_document(doc, diagnostics, path, seed_override);
+}
+
+LoadedScenario load_scenario_text(const std::string& text, const std::filesystem::path& path,
+                                  std::optional<std::uint64_t> seed_override) {
+    Diagnostics diagnostics;
+    auto doc = YamlDocument::load_string(text, path.string(), diagnostics);
+    return load_document(doc, diagnostics, path, seed_override);
 }
 
 }  // namespace clustersim

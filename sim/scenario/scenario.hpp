@@ -62,5 +62,8 @@ struct LoadedScenario {
 
 // Loads and validates a scenario; throws InputError listing every problem found.
 LoadedScenario load_scenario(const std::filesystem::path& path, std::optional<std::uint64_t> seed_override);
+// The same from YAML text (a sweep's plan): `path` names it in errors and anchors its relative paths.
+LoadedScenario load_scenario_text(const std::string& text, const std::filesystem::path& path,
+                                  std::optional<std::uint64_t> seed_override);
 
 }  // namespace clustersim
