@@ -194,11 +194,21 @@ void validate_layout(const ModelSpec& m, const ParallelLayout& l) {
     if (l.tp % l.attn_dp != 0) fail(fmt::format("attn_dp {} must divide tp {}", l.attn_dp, l.tp));
     if (m.attention.heads % l.attn_tp() != 0)
         fail(fmt::format("attention TP {} must divide the {} heads", l.attn_tp(), m.attention.heads));
-    if (m.moe.routed_experts > 0 && m.moe.routed_experts % l.ep != 0)
-        fail(fmt::format("ep {} must divide the {} routed experts", l.ep, m.moe.routed_experts));
+    if (l.redundant_experts < 0) fail("redundant_experts must not be negative");
+    if (l.redundant_experts > 0 && m.moe.routed_experts == 0)
+        fail(fmt::format("redundant_experts {} needs routed experts; the model has none", l.redundant_experts));
+    if (m.moe.routed_experts > 0 && (m.moe.routed_experts + l.redundant_experts) % l.ep != 0)
+        fail(l.redundant_experts > 0
+                 ? fmt::format("ep {} must divide the {} routed + {} redundant experts", l.ep, m.moe.routed_experts,
+                               l.redundant_experts)
+                 : fmt::format("ep {} must divide the {} routed experts", l.ep, m.moe.routed_experts));
     if (l.first_layer < 0 || l.end_layer(m) > m.layers || l.first_layer >= l.end_layer(m))
         fail(fmt::format("layer range [{}, {}) is not inside the model's {} layers", l.first_layer, l.end_layer(m),
                          m.layers));
+}
+
+int ParallelLayout::experts_per_rank(const ModelSpec& m) const {
+    return ep > 0 ? (m.moe.routed_experts + redundant_experts) / ep : 0;
 }
 
 double parameters_per_rank(const ModelSpec& m, const ParallelLayout& l) {
@@ -210,7 +220,10 @@ double parameters_per_rank(const ModelSpec& m, const ParallelLayout& l) {
         const LayerParams p = layer_params(m, i);
         double r = a.split / attn_tp + a.kv_split / kv_split + a.replicated + p.norms;
         r += p.dense_ffn / l.tp + p.shared_experts / l.tp + p.router;
-        r += p.routed_experts / l.ep / l.expert_tp;
+        // Redundant experts are whole copies: a rank holds experts_per_rank experts' weights.
+        r += l.redundant_experts > 0
+                 ? p.routed_experts / m.moe.routed_experts * l.experts_per_rank(m) / l.expert_tp
+                 : p.routed_experts / l.ep / l.expert_tp;
         return r;
     };
     double total = 0;

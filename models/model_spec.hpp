@@ -134,14 +134,19 @@ ParameterCounts parameter_counts(const ModelSpec& m);
 struct ParallelLayout {
     int tp = 1;         // tensor parallelism of attention, dense FFNs, shared experts, embedding and LM head
     int attn_dp = 1;    // attention data parallelism inside the TP group: attention TP is tp / attn_dp
-    int ep = 1;         // expert parallelism: routed experts per rank = routed_experts / ep
+    int ep = 1;         // expert parallelism: routed experts per rank = (routed + redundant) / ep
     int expert_tp = 1;  // tensor parallelism inside each routed expert
+    // Redundant (replicated) routed experts over the EP group, as DeepSeek's EPLB places them: each
+    // rank holds (routed_experts + redundant_experts) / ep physical experts per MoE layer.
+    int redundant_experts = 0;
     int first_layer = 0;
     int last_layer = -1;  // exclusive; -1: through the last layer
     bool include_mtp = false;  // the stage also holds the MTP modules (DeepSeek puts them on the last stage)
     bool sequence_parallel = true;  // Megatron sequence parallelism (Korthikanti et al. 2022) for activations
 
     int attn_tp() const { return attn_dp > 0 ? tp / attn_dp : tp; }
+    // Physical routed experts one rank holds per MoE layer (redundant replicas included).
+    int experts_per_rank(const ModelSpec& m) const;
     int end_layer(const ModelSpec& m) const { return last_layer < 0 ? m.layers : last_layer; }
     bool has_embedding() const { return first_layer == 0; }
     bool has_lm_head(const ModelSpec& m) const { return end_layer(m) == m.layers; }

@@ -420,7 +420,9 @@ private:
                 tp_block_end(p + "shared.out", attn_tp, T);
             }
             const double routed = d(T) * e.top_k;  // copies this rank sends, and (uniform routing) receives
-            const std::int64_t local = e.routed_experts / L.ep;
+            // Physical experts on this rank (redundant replicas included): the groups of its GEMMs,
+            // over which the rank's routed tokens spread.
+            const std::int64_t local = L.experts_per_rank(m_);
             // FP8 tokens are quantized once, before the dispatch (DeepEP sends FP8 with scales).
             if (fp8_) quantize(p + "dispatch", T, h);
             // Permute / unpermute shapes as the cost model reads them: m tokens, n hidden, k top-k.

@@ -20,6 +20,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <tuple>
+#include <utility>
 
 namespace clustersim {
 namespace {
@@ -73,7 +75,46 @@ struct ServingScenario {
     double routing_exponent = 0;
     // Per pool (aligned with config.pools): the execution cost options, completed at run time.
     std::vector<ExecutionCostOptions> cost_options;
+    // Optional load search: the load is an output, found by bisection.
+    struct LoadSearch {
+        bool throughput = false;        // false: the speed of a decoding request; true: decode tokens/s per node
+        bool over_concurrency = false;  // false: over the arrival rate; true: over the last pool's max_batch
+        double target = 0;              // tokens/s per decoding request, or per decode node
+        double min = 0, max = 0;        // the bracket of the searched variable
+        double tolerance = 0.01;        // relative, on the speed
+        int max_runs = 20;
+    };
+    std::optional<LoadSearch> load_search;
 };
+
+// Reads `load:`, which makes the load an output: bisection (geometric) for the arrival rate, or for
+// the decode concurrency (the last pool's max_batch, under an arrival rate above what it serves), at
+// which a decoding request runs at `target` tokens/s.
+void read_load(MapReader& root, ServingScenario& s) {
+    if (!root.has("load")) return;
+    MapReader r = root.child("load", "search for the load instead of giving it", false);
+    ServingScenario::LoadSearch l;
+    l.throughput = r.choice("search", {"output_speed_per_request", "output_tokens_per_s_per_node_decode"}, std::nullopt,
+                            "output_speed_per_request: bisect until a decoding request runs at `target` "
+                            "tokens/s; output_tokens_per_s_per_node_decode: until the decode pools deliver "
+                            "`target` tokens/s per node") == "output_tokens_per_s_per_node_decode";
+    l.over_concurrency =
+        r.choice("over", {"arrival_rate", "decode_concurrency"}, "arrival_rate",
+                 "arrival_rate (open loop), or decode_concurrency: the decode (or colocated) pool's max_batch, "
+                 "with arrivals above what it serves, so that it always runs that many requests") ==
+        "decode_concurrency";
+    l.target = r.required<double>("target", "tokens/s per decoding request, or per decode node", positive<double>());
+    l.min = r.required<double>("min", "lowest value tried: requests/s, or requests per instance", positive<double>());
+    l.max = r.required<double>("max", "highest value tried", positive<double>());
+    if (l.max <= l.min) r.error("max", "max must be above min");
+    l.tolerance = r.optional<double>("tolerance", 0.01, "stop when the speed is within this share of the target",
+                                     in_range(1e-6, 0.5));
+    l.max_runs = r.optional<int>("max_runs", 20, "most bisection runs", in_range(1, 200));
+    r.finish();
+    if (!s.synthetic && !l.over_concurrency)
+        root.error("load", "a search over the arrival rate needs a synthetic workload");
+    s.load_search = l;
+}
 
 LengthDistribution read_length(MapReader& parent, std::string_view key, const ScenarioContext& context,
                                std::string_view meaning) {
@@ -165,6 +206,10 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
                 "think_time", "mean pause between a reply and the next turn (exponential)", positive<Time>());
             session.new_input = read_length(m, "new_input_tokens", context, "tokens the user adds per follow-up");
             session.output = read_length(m, "output_tokens", context, "output tokens of a follow-up turn");
+            session.per_instance_cache =
+                m.choice("cache", {"shared", "per_instance"}, "shared",
+                         "where the conversation's KV stays between turns: shared (a hit on any instance) or "
+                         "per_instance (a hit only on the instance that computed it)") == "per_instance";
             m.finish();
             s.config.sessions = session;
         }
@@ -209,6 +254,13 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
     p.layout.attn_dp = l.optional<int>("attn_dp", 1, "attention data parallelism inside tp", in_range(1, 4096));
     p.layout.ep = l.optional<int>("ep", 1, "expert parallelism", in_range(1, 4096));
     p.layout.expert_tp = l.optional<int>("expert_tp", 1, "tensor parallelism inside each expert", in_range(1, 4096));
+    // Read before the layout is checked: the routed plus redundant experts must spread evenly over ep.
+    p.redundant_experts = r.optional<int>(
+        "redundant_experts", 0,
+        "extra expert replicas, placed by EPLB from the routing model's loads (0: none); each GPU holds "
+        "(routed + redundant) / ep experts",
+        in_range(0, 4096));
+    p.layout.redundant_experts = p.redundant_experts;
     if (model_ok) {
         try {
             validate_layout(model, p.layout);
@@ -252,15 +304,15 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
                 break;
             }
     }
-    p.redundant_experts = r.optional<int>(
-        "redundant_experts", 0, "extra expert replicas placed by EPLB from the routing model's loads (0: none)",
-        in_range(0, 4096));
     p.overlap = r.optional<bool>("overlap_communication", false,
                                  "two-micro-batch overlap: communication hidden behind compute");
-    p.spec.router = r.choice("router", {"round_robin", "least_loaded"}, "round_robin",
-                             "how requests are spread over the pool's instances") == "round_robin"
-                        ? RouterKind::round_robin
-                        : RouterKind::least_loaded;
+    const std::string router =
+        r.choice("router", {"round_robin", "least_loaded", "kv_aware"}, "round_robin",
+                 "how requests are spread over the pool's instances (kv_aware: a follow-up turn to the instance "
+                 "holding the longest cached prefix of its session, else least loaded)");
+    p.spec.router = router == "round_robin"    ? RouterKind::round_robin
+                    : router == "least_loaded" ? RouterKind::least_loaded
+                                               : RouterKind::kv_aware;
     r.finish();
     return p;
 }
@@ -330,7 +382,16 @@ public:
     nlohmann::ordered_json run(const RunOptions& options, RunOutput& out) override;
 
 private:
+    // The config with every pool's cost model (built once, so that search runs share the memos).
+    ServingConfig costed_config(std::uint64_t seed);
+    // Applies a value of the load search's variable to a config and workload.
+    void apply_load(double value, ServingConfig& config, SyntheticWorkloadSpec& spec) const;
+    // Bisects the load search's variable; returns its record for summary.json and the value chosen.
+    std::pair<nlohmann::ordered_json, double> search_load(const RunOptions& options);
+
     ServingScenario s_;
+    std::optional<ServingConfig> costed_;
+    std::vector<double> imbalance_;
 };
 
 }  // namespace
@@ -437,6 +498,7 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
     s.iterations_csv = root.optional<bool>("iterations_csv", true, "write iterations.csv (one row per iteration)");
 
     read_workload(root, context, s);
+    read_load(root, s);
 
     // What needs the model, GPU and topology together: KV capacities and cost models.
     if (!model_ok || gpu.empty() || !diagnostics.empty()) return std::make_unique<ServingRunner>(std::move(s));
@@ -451,14 +513,8 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         if (p.kv_capacity_override) {
             inst.kv_capacity_tokens = *p.kv_capacity_override;
         } else {
-            double parameters = parameters_per_rank(s.model, p.layout);
-            if (p.redundant_experts > 0 && s.model.moe.routed_experts > 0) {
-                // Each GPU holds redundant_experts / ep extra experts in every MoE layer.
-                for (int layer = 0; layer < s.model.layers; ++layer)
-                    if (s.model.is_moe_layer(layer))
-                        parameters += layer_params(s.model, layer).routed_experts / s.model.moe.routed_experts *
-                                      p.redundant_experts / p.layout.ep / p.layout.expert_tp;
-            }
+            // Redundant experts included (layout.redundant_experts).
+            const double parameters = parameters_per_rank(s.model, p.layout);
             const Bytes weights(parameters * weight_bytes);
             // Transient activations of one iteration on one rank: one layer's activations for the rank's
             // share of the token budget (Korthikanti et al. 2022 accounting, which keeps every tensor a
@@ -502,11 +558,6 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         o.mtp_depth = p.spec.role == InstanceRole::prefill ? 0 : s.config.speculative.depth;
         o.buckets_per_doubling = s.buckets_per_doubling;
         s.cost_options.push_back(o);
-        const int experts = s.model.moe.routed_experts;
-        if (experts > 0 && p.layout.ep > 1 && p.redundant_experts > 0 &&
-            (experts + p.redundant_experts) % p.layout.ep != 0)
-            root.error("deployment", fmt::format("{}: {} experts + {} redundant cannot be spread evenly over ep {}",
-                                                 p.spec.name, experts, p.redundant_experts, p.layout.ep));
         s.config.pools.push_back(p.spec);
     }
     if (s.pools.size() == 2 && s.config.pools.size() == 2) {
@@ -526,23 +577,106 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
     return std::make_unique<ServingRunner>(std::move(s));
 }
 
-nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& out) {
-    Simulator sim(options.seed);
+ServingConfig ServingRunner::costed_config(std::uint64_t seed) {
+    if (costed_) return *costed_;
     ServingConfig config = s_.config;
-    std::vector<double> imbalance;
+    imbalance_.clear();
     for (std::size_t i = 0; i < config.pools.size(); ++i) {
         auto& inst = config.pools[i].instance;
         if (s_.cost_kind == "fixed") {
             inst.cost = std::make_shared<FixedBatchCostModel>(s_.fixed_base, s_.fixed_per_prefill_token,
                                                               s_.fixed_per_decode_token);
-            imbalance.push_back(1.0);
+            imbalance_.push_back(1.0);
             continue;
         }
         ExecutionCostOptions o = s_.cost_options[i];
-        o.expert_imbalance =
-            expert_imbalance(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, options.seed);
-        imbalance.push_back(o.expert_imbalance);
+        o.expert_imbalance = expert_imbalance(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, seed);
+        imbalance_.push_back(o.expert_imbalance);
         inst.cost = std::make_shared<ExecutionBatchCostModel>(s_.model, s_.kernels, o);
+    }
+    costed_ = config;
+    return config;
+}
+
+void ServingRunner::apply_load(double value, ServingConfig& config, SyntheticWorkloadSpec& spec) const {
+    if (s_.load_search->over_concurrency)
+        config.pools.back().instance.max_batch = static_cast<std::int64_t>(std::llround(value));
+    else
+        spec.arrival.rate_per_s = value;
+}
+
+std::pair<nlohmann::ordered_json, double> ServingRunner::search_load(const RunOptions& options) {
+    const auto& l = *s_.load_search;
+    const char* variable = l.over_concurrency ? "decode_concurrency" : "rate_per_s";
+    const char* metric =
+        l.throughput ? "output_tokens_per_s_per_node_decode" : "output_tokens_per_s_per_decoding_request";
+    nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+    auto measure_at = [&](double value) {
+        Simulator sim(options.seed);
+        ServingConfig config = costed_config(options.seed);
+        SyntheticWorkloadSpec spec = s_.synthetic_spec;
+        apply_load(value, config, spec);
+        std::unique_ptr<RequestSource> source;
+        if (s_.synthetic)
+            source = std::make_unique<SyntheticRequestSource>(spec, options.seed);
+        else
+            source = std::make_unique<VectorRequestSource>(s_.trace_requests);
+        ServingSimulator serving(sim, config, *source);
+        serving.start();
+        sim.run();
+        const ServingSummary m = serving.summary();
+        runs.push_back({{variable, value},
+                        {"output_tokens_per_s_per_decoding_request", m.output_tokens_per_s_per_decoding_request},
+                        {"output_tokens_per_s_per_node_decode", m.output_tokens_per_s_per_node_decode},
+                        {"input_tokens_per_s_per_node_prefill", m.input_tokens_per_s_per_node_prefill},
+                        {"in_system_growth_per_s", m.in_system_growth_per_s}});
+        return l.throughput ? m.output_tokens_per_s_per_node_decode : m.output_tokens_per_s_per_decoding_request;
+    };
+    // The speed falls and the throughput rises with the load: the bracket must straddle the target.
+    // Concurrencies are whole requests.
+    auto round = [&](double v) { return l.over_concurrency ? std::max(1.0, std::round(v)) : v; };
+    double lo = round(l.min), hi = round(l.max);
+    const double measured_lo = measure_at(lo), measured_hi = measure_at(hi);
+    const double sign = l.throughput ? -1.0 : 1.0;  // sign x measure falls with the load
+    if (!(sign * measured_lo >= sign * l.target && sign * measured_hi <= sign * l.target))
+        throw std::runtime_error(
+            fmt::format("load search: {} {} is not between the values at {} {} ({:.2f}) and {} ({:.2f}); widen the "
+                        "bracket{}",
+                        metric, l.target, variable, lo, measured_lo, hi, measured_hi,
+                        l.throughput ? ", or the deployment cannot deliver that much" : ""));
+    double best = std::abs(measured_lo - l.target) <= std::abs(measured_hi - l.target) ? lo : hi;
+    double best_error = std::min(std::abs(measured_lo - l.target), std::abs(measured_hi - l.target)) / l.target;
+    for (int run = 2; run < l.max_runs && best_error > l.tolerance; ++run) {
+        const double mid = round(std::sqrt(lo * hi));
+        if (mid == lo || mid == hi) break;  // adjacent concurrencies: nothing left between them
+        const double measured = measure_at(mid);
+        const double error = std::abs(measured - l.target) / l.target;
+        if (error < best_error) {
+            best_error = error;
+            best = mid;
+        }
+        (sign * measured > sign * l.target ? lo : hi) = mid;
+    }
+    nlohmann::ordered_json record = {
+        {"search", l.throughput ? "output_tokens_per_s_per_node_decode" : "output_speed_per_request"},
+        {"over", l.over_concurrency ? "decode_concurrency" : "arrival_rate"},
+        {"target_tokens_per_s", l.target},
+        {variable, best},
+        {"relative_error", best_error},
+        {"converged", best_error <= l.tolerance},
+        {"runs", runs}};
+    return {record, best};
+}
+
+nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& out) {
+    Simulator sim(options.seed);
+    ServingConfig config = costed_config(options.seed);
+    const std::vector<double> imbalance = imbalance_;
+    nlohmann::ordered_json load_search;
+    if (s_.load_search) {
+        double value = 0;
+        std::tie(load_search, value) = search_load(options);
+        apply_load(value, config, s_.synthetic_spec);
     }
     std::unique_ptr<RequestSource> source;
     if (s_.synthetic)
@@ -627,6 +761,7 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     j["model"] = s_.model.name;
     j["gpu"] = s_.kernels->profile().spec.name;
     j["mode"] = s_.pools.size() == 1 ? "colocated" : "disaggregated";
+    j["algorithm"] = std::string("serving_") + j["mode"].get<std::string>();
     j["ttft_ms_p50"] = m.ttft_ms_p50;
     j["ttft_ms_p90"] = m.ttft_ms_p90;
     j["ttft_ms_p99"] = m.ttft_ms_p99;
@@ -637,6 +772,8 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     j["e2e_s_p90"] = m.e2e_s_p90;
     j["e2e_s_p99"] = m.e2e_s_p99;
     j["output_tokens_per_s_per_request_mean"] = m.output_tokens_per_s_per_request_mean;
+    j["output_tokens_per_s_per_decoding_request"] = m.output_tokens_per_s_per_decoding_request;
+    j["in_system_growth_per_s"] = m.in_system_growth_per_s;
     j["input_tokens_per_s_per_node_prefill"] = m.input_tokens_per_s_per_node_prefill;
     j["output_tokens_per_s_per_node_decode"] = m.output_tokens_per_s_per_node_decode;
     j["tokens_per_s_per_gpu"] = m.tokens_per_s_per_gpu;
@@ -674,6 +811,8 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
                          {"expert_imbalance", imbalance[i]}});
     }
     j["pools"] = pools;
+    if (s_.synthetic) j["offered_rate_per_s"] = s_.synthetic_spec.arrival.rate_per_s;
+    if (!load_search.is_null()) j["load_search"] = load_search;
     nlohmann::ordered_json provenance;
     for (const auto& p : config.pools) provenance[p.name] = p.instance.cost->provenance();
     j["provenance"] = provenance;

@@ -33,7 +33,15 @@ const char* to_string(InstanceRole role) {
 }
 
 const char* to_string(RouterKind router) {
-    return router == RouterKind::round_robin ? "round_robin" : "least_loaded";
+    switch (router) {
+        case RouterKind::round_robin:
+            return "round_robin";
+        case RouterKind::least_loaded:
+            return "least_loaded";
+        case RouterKind::kv_aware:
+            break;
+    }
+    return "kv_aware";
 }
 
 ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source)
@@ -121,6 +129,7 @@ void ServingSimulator::change_in_system(int delta) {
     in_system_integral_s_ += static_cast<double>(in_system_) * (sim_.now() - in_system_since_).seconds();
     in_system_since_ = sim_.now();
     in_system_ += delta;
+    counters_.in_system = static_cast<double>(in_system_);
 }
 
 void ServingSimulator::set_used_blocks(Instance& inst, std::int64_t used) {
@@ -149,11 +158,41 @@ int ServingSimulator::new_slot(const Request& request) {
     return slot;
 }
 
-int ServingSimulator::route(int pool_index) {
+std::int64_t ServingSimulator::session_tokens_on(int instance, std::int64_t session) const {
+    const auto& held = instances_[static_cast<std::size_t>(instance)].session_tokens;
+    const auto it = held.find(session);
+    return it == held.end() ? 0 : it->second;
+}
+
+void ServingSimulator::remember_session(int instance, const Request& request, std::int64_t tokens) {
+    if (!config_.sessions || request.session < 0) return;
+    if (request.turn + 1 < request.turns) {
+        auto& held = instances_[static_cast<std::size_t>(instance)].session_tokens[request.session];
+        held = std::max(held, tokens);
+    } else {  // the session's last turn: no one will ask for its prefix again
+        const Pool& first = pools_.front();
+        for (int i = 0; i < first.spec.instances; ++i)
+            instances_[static_cast<std::size_t>(first.first_instance + i)].session_tokens.erase(request.session);
+    }
+}
+
+int ServingSimulator::route(int pool_index, const Request& request) {
     Pool& pool = pools_[static_cast<std::size_t>(pool_index)];
     const int n = pool.spec.instances;
     int chosen = 0;
-    if (pool.spec.router == RouterKind::round_robin) {
+    std::int64_t best_prefix = 0;
+    if (pool.spec.router == RouterKind::kv_aware && pool_index == 0 && request.session >= 0) {
+        for (int i = 0; i < n; ++i) {
+            const std::int64_t held = session_tokens_on(pool.first_instance + i, request.session);
+            if (held > best_prefix) {
+                best_prefix = held;
+                chosen = i;
+            }
+        }
+    }
+    if (best_prefix > 0) {
+        // The instance holding the longest prefix of the session.
+    } else if (pool.spec.router == RouterKind::round_robin) {
         chosen = static_cast<int>(pool.next_round_robin++ % n);
     } else {
         for (int i = 1; i < n; ++i)
@@ -201,8 +240,11 @@ void ServingSimulator::arrive(Request request) {
             return;
         }
     }
+    const int target = route(0, request);
+    // A follow-up whose conversation is cached per instance hits only what its instance holds.
+    if (config_.sessions && config_.sessions->per_instance_cache && request.turn > 0)
+        request.cached_tokens = std::min(request.cached_tokens, session_tokens_on(target, request.session));
     const int slot = new_slot(request);
-    const int target = route(0);
     Active& a = slots_[static_cast<std::size_t>(slot)];
     a.instance = target;
     a.prefill_instance = target;
@@ -417,6 +459,8 @@ void ServingSimulator::iteration_done(int index) {
         else if (inst.role == InstanceRole::prefill)
             handed_off.push_back(e.slot);
     }
+    if (inst.role != InstanceRole::prefill)
+        counters_.decode_request_seconds += static_cast<double>(record.decode_requests) * record.duration.seconds();
     record.kv_used_blocks = inst.used_blocks;
     record.kv_capacity_blocks = inst.capacity_blocks;
     record.waiting = static_cast<std::int64_t>(inst.waiting.size());
@@ -453,6 +497,12 @@ void ServingSimulator::finish(int slot) {
     r.decode_instance = a.decode_instance;
     r.preemptions = a.preemptions;
     r.generated = a.generated;
+    // The conversation's KV stays where it was computed: the whole context on a colocated instance
+    // (the last token's KV is not written yet), the prompt on the prefill instance.
+    if (inst.pool == 0)
+        remember_session(a.instance, r.request, r.request.input_tokens + r.generated - 1);
+    else
+        remember_session(a.prefill_instance, r.request, r.request.input_tokens);
     free_slots_.push_back(slot);
     leave(r);
     if (config_.sessions && r.request.turn + 1 < r.request.turns) schedule_next_turn(r.request);
@@ -464,7 +514,8 @@ void ServingSimulator::hand_off(int slot) {
     Active& a = slots_[static_cast<std::size_t>(slot)];
     // The caller took it out of the prefill instance's running list; its blocks stay held there
     // until the transfer is done.
-    const int target = route(1);
+    remember_session(a.prefill_instance, a.request, a.request.input_tokens);
+    const int target = route(1, a.request);
     a.decode_instance = target;
     Instance& decode = instances_[static_cast<std::size_t>(target)];
     ++decode.assigned;
@@ -556,6 +607,9 @@ ServingSummary ServingSimulator::summary() const {
         const double output = to.output_tokens_total - from.output_tokens_total;
         s.input_tokens_per_s_per_node_prefill = input / window / s.prefill_nodes;
         s.output_tokens_per_s_per_node_decode = decode / window / s.decode_nodes;
+        s.in_system_growth_per_s = (to.in_system - from.in_system) / window;
+        const double decoding = to.decode_request_seconds - from.decode_request_seconds;
+        s.output_tokens_per_s_per_decoding_request = decoding > 0 ? decode / decoding : 0.0;
         s.tokens_per_s_per_gpu = (input + output) / window / s.gpus;
         s.goodput_requests_per_s = static_cast<double>(good_requests_) / window;
     }

@@ -24,12 +24,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace clustersim {
 
 enum class InstanceRole { colocated, prefill, decode };
-enum class RouterKind { round_robin, least_loaded };
+// kv_aware: a follow-up turn goes to the instance holding the longest cached prefix of its session
+// (ties and first turns: least loaded); in a decode pool it is least loaded.
+enum class RouterKind { round_robin, least_loaded, kv_aware };
 const char* to_string(InstanceRole role);
 const char* to_string(RouterKind router);
 
@@ -119,6 +122,10 @@ struct ServingCounters {
         0;                            // prompt tokens (cached included) of completed prefills, prefill/colocated pools
     double output_tokens_decode = 0;  // tokens emitted by decode steps of decode/colocated pools
     double output_tokens_total = 0;   // every token emitted, first tokens included
+    // Time integral of requests taking decode steps on decode/colocated pools (request-seconds):
+    // with output_tokens_decode it gives the mean speed of a decoding request (Little's law).
+    double decode_request_seconds = 0;
+    double in_system = 0;  // requests arrived and not yet gone
     Time at;
 };
 
@@ -135,6 +142,13 @@ struct ServingSummary {
     double tpot_ms_p50 = 0, tpot_ms_p90 = 0, tpot_ms_p99 = 0;
     double e2e_s_p50 = 0, e2e_s_p90 = 0, e2e_s_p99 = 0;
     double output_tokens_per_s_per_request_mean = 0;
+    // Decode tokens over the window / request-seconds spent in decode steps over the window: the
+    // speed of a decoding request while the load is on (unlike the mean of 1/TPOT, no request that
+    // decodes in the drain after the last arrival counts).
+    double output_tokens_per_s_per_decoding_request = 0;
+    // Requests in the system at the window's end minus at its start, per second: about 0 in a steady
+    // state, the excess of arrivals over service when the deployment cannot keep up.
+    double in_system_growth_per_s = 0;
     double input_tokens_per_s_per_node_prefill = 0;
     double output_tokens_per_s_per_node_decode = 0;
     double tokens_per_s_per_gpu = 0;
@@ -205,6 +219,9 @@ private:
         std::vector<BatchEntry> batch;
         std::int64_t used_blocks = 0;
         std::int64_t assigned = 0;  // routed here and not gone yet (least-loaded router)
+        // Sessions whose conversation KV this instance holds, in tokens (first pool; prefix caches
+        // are not capacity-limited in this model). Entries go when the session's last turn leaves.
+        std::unordered_map<std::int64_t, std::int64_t> session_tokens;
         bool busy = false;
         Time iteration_start;
         Time link_free_at;
@@ -220,7 +237,10 @@ private:
     void arrive(Request request);
     void schedule_next_turn(const Request& previous);
     void fetch_next_arrival();
-    int route(int pool);
+    int route(int pool, const Request& request);
+    // Session tokens whose KV instance `instance` holds (0 if none).
+    std::int64_t session_tokens_on(int instance, std::int64_t session) const;
+    void remember_session(int instance, const Request& request, std::int64_t tokens);
     void schedule(int instance);
     void iteration_done(int instance);
     bool reserve_decode_blocks(Instance& inst, int slot, std::size_t position);

@@ -106,6 +106,10 @@ struct SessionSpec {
     Time think_time_mean;          // mean of the exponential pause between a reply and the next turn
     LengthDistribution new_input;  // tokens the user adds in a follow-up turn
     LengthDistribution output;     // tokens a follow-up turn asks for
+    // Where the conversation's KV stays between turns: false, in a cache every instance of the first
+    // pool reaches (a follow-up's whole conversation is a hit wherever it goes); true, only on the
+    // instance that computed it (a hit only when the follow-up is routed back there).
+    bool per_instance_cache = false;
 };
 
 struct SyntheticWorkloadSpec {

@@ -81,7 +81,7 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
 
     plan.gpus = root.required<int>("gpus", "GPUs in the whole job", at_least(1));
 
-    MapReader par = root.child("parallel", "the parallel layout: tp, pp, ep, zero_stage");
+    MapReader par = root.child("parallel", "the parallel layout: tp, pp, ep, zero_stage", false);
     auto& p = plan.parallel;
     p.tp = par.optional<int>("tp", 1, "tensor parallelism (attention, dense FFN, shared experts)", at_least(1));
     p.pp = par.optional<int>("pp", 1, "pipeline-parallel ranks", at_least(1));
@@ -91,7 +91,7 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     const std::vector<int> split = par.list<int>("layers_per_part", "decoder layers of each model part (default: even)", false);
     par.finish();
 
-    MapReader sch = root.child("schedule", "the pipeline schedule");
+    MapReader sch = root.child("schedule", "the pipeline schedule", false);
     std::vector<std::string> kinds;
     for (ScheduleKind k : {ScheduleKind::gpipe, ScheduleKind::one_f_one_b, ScheduleKind::interleaved_1f1b,
                            ScheduleKind::zb1p, ScheduleKind::dualpipe, ScheduleKind::dualpipev})
@@ -154,7 +154,8 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     plan.overlap.tp_with_compute = ov.optional<bool>("tp_with_compute", false, "overlap TP collectives with GEMMs");
     ov.finish();
 
-    // Cross-field checks, once the parts read cleanly.
+    // Cross-field checks, once the fields they combine have been read cleanly.
+    if (!diagnostics.empty()) return plan;
     if (plan.gpus % (p.pp * p.tp) != 0) {
         root.error("gpus", fmt::format("{} GPUs cannot be split into pp {} x tp {} groups", plan.gpus, p.pp, p.tp));
         return plan;

@@ -51,6 +51,7 @@ public:
         s["layout"] = {{"tp", p.tp}, {"pp", p.pp}, {"dp", p.dp}, {"ep", p.ep}, {"expert_dp", p.expert_dp()},
                        {"zero_stage", p.zero_stage}};
         s["schedule"] = to_string(plan_.schedule);
+        s["algorithm"] = fmt::format("training_{}", to_string(plan_.schedule));
         s["micro_batches_per_pipeline"] = plan_.micro_batches;
         s["layers_per_part"] = plan_.layers_per_part;
         s["fits_in_memory"] = step.memory.fits();

@@ -32,11 +32,25 @@ const std::vector<KnownGaps>& known_gaps() {
     static const std::vector<KnownGaps> table = {
         {"deepep_",
          "DeepEP expert dispatch and combine",
-         {"the flow model has no kernel launch or notify overhead: payload starts moving at time zero, with no "
-          "launch latency, no exchange of per-rank token counts before a normal dispatch and no completion "
-          "signalling",
-          "it has no SM-limited copy throughput: data moves at the rate of the links, whereas DeepEP's copies are "
-          "made by the few SMs the kernels hold, which can cap them below the link rate"},
+         {"NVLink carries the topology's 160 GB/s per direction (DeepSeek's H800 figure for NVLink in general), "
+          "while DeepEP's intranode figures imply about 125-135 GB/s actually moved under its all-to-all; no "
+          "independent measurement of that rate is in the model",
+          "low-latency kernels: the combine's reduction after its grid sync and the launch gaps inside the tests' "
+          "CUDA-event timing are not modelled"},
+         true},
+        {"training_",
+         "a simulated training step",
+         {"every kernel time is a datasheet roofline at the GPU spec's efficiency (no calibration table has been "
+          "measured), which ignores launch latency and the lower efficiency of small GEMMs, of FP8 GEMMs with "
+          "fine-grained scaling and of attention",
+          "each communication call is priced alone on the fabric: EP all-to-all, pipeline sends and data-parallel "
+          "collectives do not contend with each other or with other EP groups"},
+         true},
+        {"serving_",
+         "a simulated serving deployment",
+         {"every kernel time is a datasheet roofline at the GPU spec's efficiency (no calibration table has been "
+          "measured)",
+          "TP and EP communication are estimates from link bandwidths, not flows on the network model"},
          true},
     };
     return table;

@@ -27,9 +27,9 @@ constexpr PendingPart kPendingKinds[] = {
     {"serving", "needs the serving scenario kind (issue 6)"},
 };
 constexpr PendingPart kPendingRowPrefixes[] = {
-    {"S1", "needs a load protocol: the published rates are per node while in the role at 20-22 tokens/s per "
-           "request; scenarios/serving/deepseek-v3-s1-unit.yaml simulates the unit, but its offered load is derived "
-           "from the published rates, so a prediction from it would be circular (issue 6)"},
+    {"S1", "needs its load-protocol scenario: S1a a saturated prefill unit, S1b the decode concurrency searched "
+           "for 21 tokens/s per request, S1c the day's decode load per node; none may take its load from its own "
+           "published figure (issue 6)"},
 };
 
 // The reason a row of an unimplemented scenario kind has no prediction, or "" if its kind is ready.
@@ -161,6 +161,11 @@ const std::vector<SummaryMetric>& summary_metrics() {
         {"%", "pair_ep_comm_hidden_percent", true, "kind", "training", "hidden"},
         {"ms", "dispatch_ms_per_call", false, "kind", "training", "dispatch"},
         {"ms", "combine_ms_per_call", false, "kind", "training", "combine"},
+        // DeepSeek serving (S1a-S1c): rates per node of the pool in its role (prompts counted whole, cache
+        // hits included, as DeepSeek counts them), and the speed of a decoding request over the window.
+        {"input tokens/s/node", "input_tokens_per_s_per_node_prefill", true, "kind", "serving"},
+        {"output tokens/s/node", "output_tokens_per_s_per_node_decode", true, "kind", "serving"},
+        {"tokens/s", "output_tokens_per_s_per_decoding_request", true, "kind", "serving"},
     };
     return metrics;
 }

@@ -47,11 +47,12 @@ TEST_CASE("expert-parallel problems are all reported, nested key paths included"
     CHECK_THAT(out, Catch::Contains("uneven_experts.yaml:9:9: expert_parallel.mode: expected one of: normal, low_latency; found \"fast\""));
 }
 
-TEST_CASE("a misspelled kind gets a suggestion and an unimplemented kind says so", "[cli]") {
+TEST_CASE("a misspelled kind gets a suggestion, and a kind's missing keys are listed together", "[cli]") {
     CHECK_THAT(rejected("misspelled_kind.yaml"), Catch::Contains("kind: expected one of: network, training, serving; found "
                                                                  "\"netwrok\" (did you mean \"network\"?)"));
-    CHECK_THAT(rejected("unimplemented_kind.yaml"),
-               Catch::Contains("scenario kind \"training\" is not implemented yet") && Catch::Contains("network"));
+    const std::string out = rejected("training_missing_keys.yaml");
+    CHECK_THAT(out, Catch::Contains("missing required key \"model\"") && Catch::Contains("missing required key \"gpu\"") &&
+                        Catch::Contains("missing required key \"gpus\"") && Catch::Contains("missing required key \"batch\""));
 }
 
 TEST_CASE("invalid YAML, a missing topology and a missing scenario are clear errors", "[cli]") {

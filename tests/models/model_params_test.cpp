@@ -178,3 +178,39 @@ TEST_CASE("a layout that does not divide the model is rejected with the reason")
     l.ep = 3;
     CHECK_THROWS_WITH(parameters_per_rank(m, l), Catch::Contains("ep 3 must divide the 8 routed experts"));
 }
+
+TEST_CASE("redundant experts add whole expert copies per rank and must spread evenly over EP") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    // DeepSeek's decode unit: EP144 with 32 redundant experts, 288 / 144 = 2 routed experts per GPU;
+    // its prefill unit: EP32 with 32 redundant, 288 / 32 = 9 (open-infra-index day 6).
+    ParallelLayout decode;
+    decode.tp = 144;
+    decode.attn_dp = 144;
+    decode.ep = 144;
+    decode.redundant_experts = 32;
+    CHECK(decode.experts_per_rank(m) == 2);
+    ParallelLayout prefill;
+    prefill.tp = 32;
+    prefill.attn_dp = 32;
+    prefill.ep = 32;
+    prefill.redundant_experts = 32;
+    CHECK(prefill.experts_per_rank(m) == 9);
+    // Against the same layout without redundancy: one more expert per rank in each MoE layer.
+    ParallelLayout plain = prefill;
+    plain.redundant_experts = 0;
+    CHECK(plain.experts_per_rank(m) == 8);
+    double one_expert = 0;
+    for (int i = 0; i < m.layers; ++i) one_expert += layer_params(m, i).routed_experts / m.moe.routed_experts;
+    CHECK(parameters_per_rank(m, prefill) - parameters_per_rank(m, plain) == Approx(one_expert));
+    CHECK_NOTHROW(parameters_per_rank(m, decode));
+    ParallelLayout uneven = decode;
+    uneven.redundant_experts = 16;  // 272 experts over 144 ranks
+    CHECK_THROWS_WITH(parameters_per_rank(m, uneven), Catch::Contains("ep 144 must divide the 256 routed + 16 redundant"));
+    ParallelLayout no_redundancy = decode;
+    no_redundancy.redundant_experts = 0;  // 256 over 144
+    CHECK_THROWS_WITH(parameters_per_rank(m, no_redundancy), Catch::Contains("ep 144 must divide the 256 routed experts"));
+    const ModelSpec dense = load_model_or_throw("llama3-8b");
+    ParallelLayout replicas;
+    replicas.redundant_experts = 2;
+    CHECK_THROWS_WITH(parameters_per_rank(dense, replicas), Catch::Contains("needs routed experts"));
+}

@@ -177,6 +177,32 @@ TEST_CASE("expert parallelism marks dispatch and combine with FP8 and BF16 paylo
     CHECK(find(ops, "L10.moe.gate").dtype == DType::bf16);  // the router stays in higher precision
 }
 
+TEST_CASE("redundant experts add groups to a rank's expert GEMMs, its routed tokens spread over them") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    // DeepSeek's prefill unit: EP32 with 32 redundant experts, 9 routed experts per GPU.
+    OperatorGraphOptions o = prefill(4, 1024);
+    o.layout.ep = 32;
+    o.layout.redundant_experts = 32;
+    const auto ops = layer_operators(m, 10, o);
+    const Operator& experts = find(ops, "L10.moe.experts.down_proj");
+    CHECK(experts.groups == 9);
+    CHECK(experts.m == 3641);  // ceil(32,768 / 9): the same 32,768 routed copies over 9 local experts
+    // The routed copies, their FLOPs and the EP traffic do not change; the weights read do.
+    o.layout.redundant_experts = 0;
+    const auto plain = layer_operators(m, 10, o);
+    CHECK(matmul_flops(ops) == Approx(matmul_flops(plain)));
+    CHECK(find(ops, "L10.moe.ep_dispatch").comm_bytes.bytes() ==
+          Approx(find(plain, "L10.moe.ep_dispatch").comm_bytes.bytes()));
+    CHECK(experts.bytes_read.bytes() > find(plain, "L10.moe.experts.down_proj").bytes_read.bytes());
+    // EP144 (decode): 288 physical experts, 2 per GPU.
+    OperatorGraphOptions d;
+    d.phase = Phase::decode;
+    d.batch.kv_lengths.assign(16, 4096);
+    d.layout.ep = 144;
+    d.layout.redundant_experts = 32;
+    CHECK(find(layer_operators(m, 10, d), "L10.moe.experts.down_proj").groups == 2);
+}
+
 TEST_CASE("a pipeline stage holds the embedding first, the LM head last and the MTP module when asked") {
     const ModelSpec m = load_model_or_throw("deepseek-v3");
     OperatorGraphOptions o = prefill(2, 512);

@@ -249,3 +249,170 @@ TEST_CASE("a scenario with multi-turn sessions writes follow-up turns to request
     CHECK(read(dir / "requests.csv").find(",2,completed,") != std::string::npos);  // third turns
     fs::remove_all(dir);
 }
+
+namespace {
+
+// One colocated instance whose decode step costs 5 ms + 50 us per token: a decoding request runs at
+// 1 / (5 ms + 50 us x batch), so 50 tokens/s needs a batch near 300.
+std::string load_search_scenario(const std::string& load) {
+    return R"(kind: serving
+model: llama3-8b
+gpu: h100-sxm
+topology: {file: h100-ib-rail, hosts: 1}
+batch_cost: {kind: fixed, base: 5ms, per_prefill_token: 5us, per_decode_token: 50us}
+deployment:
+  mode: colocated
+  colocated:
+    instances: 1
+    layout: {tp: 1}
+    max_batch: 100000
+    token_budget: 100000
+    kv_capacity_tokens: 10000000   # not binding: the load alone sets the batch
+workload:
+  kind: synthetic
+  arrival: {process: poisson, rate_per_s: 10}
+  duration: 60s
+  input_tokens: {distribution: fixed, value: 100}
+  output_tokens: {distribution: fixed, value: 200}
+warmup: 20s
+iterations_csv: false
+)" + load;
+}
+
+nlohmann::ordered_json run_scenario(const std::string& path, const std::string& name) {
+    LoadedScenario s = load_scenario(path, std::nullopt);
+    RunOutput out(temp_path(name));
+    RunOptions options;
+    return s.runner->run(options, out);
+}
+
+}  // namespace
+
+TEST_CASE("the speed of a decoding request counts the window only, by Little's law") {
+    TempFile f("speed.yaml", load_search_scenario(""));
+    const auto j = run_scenario(f.path(), "speed");
+    const double speed = j["output_tokens_per_s_per_decoding_request"].get<double>();
+    // At 10 requests/s of 200 tokens each about 10 x 200 / speed requests decode at once; the speed
+    // is 1 / (5 ms + 50 us x batch) up to the prefill tokens of mixed iterations.
+    REQUIRE(speed > 0);
+    const double batch = 10.0 * 200.0 / speed;
+    CHECK(speed == Approx(1.0 / (5e-3 + 50e-6 * batch)).epsilon(0.05));
+    CHECK(j["offered_rate_per_s"].get<double>() == 10.0);
+    CHECK_FALSE(j.contains("load_search"));
+    // A steady state: as many leave as arrive over the window.
+    CHECK(std::abs(j["in_system_growth_per_s"].get<double>()) < 0.5);
+}
+
+TEST_CASE("a load search finds the arrival rate at which a decoding request runs at the target speed") {
+    TempFile f("search.yaml", load_search_scenario(R"(load:
+  search: output_speed_per_request
+  target: 50
+  min: 5
+  max: 200
+  tolerance: 0.01
+  max_runs: 30
+)"));
+    const auto j = run_scenario(f.path(), "search");
+    REQUIRE(j.contains("load_search"));
+    const auto& l = j["load_search"];
+    CHECK(l["converged"].get<bool>());
+    CHECK(l["runs"].size() >= 3);
+    // The final run is at the rate found, and its speed is the target.
+    CHECK(j["offered_rate_per_s"].get<double>() == l["rate_per_s"].get<double>());
+    CHECK(j["output_tokens_per_s_per_decoding_request"].get<double>() == Approx(50).epsilon(0.01));
+    // 50 tokens/s: steps of 20 ms, a batch of (20 - 5) / 0.05 = 300 less the prefill share, so about
+    // 300 x 50 / 200 = 75 requests/s.
+    CHECK(l["rate_per_s"].get<double>() == Approx(75).epsilon(0.1));
+    // The decode throughput is the offered load: 199 decode tokens per request, on 1/8 of a node.
+    CHECK(j["output_tokens_per_s_per_node_decode"].get<double>() / 8 ==
+          Approx(l["rate_per_s"].get<double>() * 199).epsilon(0.05));
+}
+
+TEST_CASE("a load search reports a bracket that does not straddle the target, and needs a synthetic workload") {
+    TempFile f("bracket.yaml",
+               load_search_scenario(R"(load: {search: output_speed_per_request, target: 50, min: 1, max: 2}
+)"));
+    LoadedScenario s = load_scenario(f.path(), std::nullopt);
+    RunOutput out(temp_path("bracket"));
+    CHECK_THROWS_WITH(s.runner->run(RunOptions{}, out), Contains("widen the bracket"));
+    TempFile g("bad-load.yaml",
+               load_search_scenario(R"(load: {search: output_speed_per_request, target: 50, min: 3, max: 2, speed: 1}
+)"));
+    const std::string errors = errors_of(g.path());
+    CHECK_THAT(errors, Contains("max must be above min"));
+    CHECK_THAT(errors, Contains("speed"));
+}
+
+TEST_CASE("a load search over the decode concurrency runs that many requests at once, closed loop") {
+    // 200 requests/s is far above what 300 requests at 50 tokens/s serve (75/s), so the instance
+    // always has waiting requests and runs exactly max_batch of them.
+    std::string text = load_search_scenario(R"(load:
+  search: output_speed_per_request
+  over: decode_concurrency
+  target: 50
+  min: 10
+  max: 2000
+)");
+    text.replace(text.find("rate_per_s: 10"), 14, "rate_per_s: 200");
+    TempFile f("concurrency.yaml", text);
+    const auto j = run_scenario(f.path(), "concurrency");
+    const auto& l = j["load_search"];
+    CHECK(l["over"] == "decode_concurrency");
+    CHECK(l["converged"].get<bool>());
+    const double n = l["decode_concurrency"].get<double>();
+    CHECK(j["pools"][0]["max_batch"].get<double>() == n);
+    CHECK(j["output_tokens_per_s_per_decoding_request"].get<double>() == Approx(50).epsilon(0.01));
+    // Steps of 20 ms hold 300 tokens less the prompts of the requests admitted in them.
+    CHECK(n == Approx(300).epsilon(0.1));
+    // Throughput = concurrency x speed (Little's law), on 1/8 of a node.
+    CHECK(j["output_tokens_per_s_per_node_decode"].get<double>() / 8 == Approx(n * 50).epsilon(0.02));
+    // Arrivals beyond what it serves pile up: 200 arrive per second and n x 50 / 200 leave.
+    CHECK(j["in_system_growth_per_s"].get<double>() == Approx(200 - n * 50 / 200).epsilon(0.1));
+}
+
+TEST_CASE("a load search can target the decode throughput per node instead of the speed") {
+    // The converse of the speed search above: 300 requests at 50 tokens/s on 1/8 of a node deliver
+    // 120,000 tokens/s per node.
+    std::string text = load_search_scenario(R"(load:
+  search: output_tokens_per_s_per_node_decode
+  over: decode_concurrency
+  target: 120000
+  min: 10
+  max: 2000
+  tolerance: 0.005
+)");
+    text.replace(text.find("rate_per_s: 10"), 14, "rate_per_s: 200");
+    TempFile f("throughput.yaml", text);
+    const auto j = run_scenario(f.path(), "throughput");
+    const auto& l = j["load_search"];
+    CHECK(l["search"] == "output_tokens_per_s_per_node_decode");
+    CHECK(l["converged"].get<bool>());
+    CHECK(j["output_tokens_per_s_per_node_decode"].get<double>() == Approx(120000).epsilon(0.005));
+    // Little's law ties them: tokens/s on 1/8 of a node = concurrency x speed (the prompts admitted
+    // in each step make it a little slower than 50 tokens/s at this throughput).
+    const double n = l["decode_concurrency"].get<double>();
+    const double speed = j["output_tokens_per_s_per_decoding_request"].get<double>();
+    CHECK(120000.0 / 8 == Approx(n * speed).epsilon(0.01));
+    CHECK(speed == Approx(1.0 / (5e-3 + 50e-6 * n)).epsilon(0.1));
+}
+
+TEST_CASE("a scenario reads the KV-aware router and per-instance session caches") {
+    std::string text = kFixedScenario;
+    const std::string anchor = "  output_tokens: {distribution: fixed, value: 50}\n";
+    text.replace(text.find(anchor), anchor.size(),
+                 anchor +
+                     "  sessions:\n    turns: {distribution: fixed, value: 3}\n    think_time: 10s\n"
+                     "    new_input_tokens: {distribution: fixed, value: 40}\n"
+                     "    output_tokens: {distribution: fixed, value: 30}\n    cache: per_instance\n");
+    text.replace(text.find("    max_batch: 32\n"), 17, "    max_batch: 32\n    router: kv_aware\n");
+    TempFile f("kv-aware.yaml", text);
+    const auto j = run_scenario(f.path(), "kv-aware");
+    CHECK(j["pools"][0]["router"] == "kv_aware");
+    CHECK(j["completed_requests"].get<int>() == 3 * 200);
+    TempFile g("bad-cache.yaml", [&] {
+        std::string bad = text;
+        bad.replace(bad.find("cache: per_instance"), 19, "cache: everywhere");
+        return bad;
+    }());
+    CHECK_THAT(errors_of(g.path()), Contains("per_instance"));
+}

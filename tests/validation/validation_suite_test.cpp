@@ -49,24 +49,40 @@ RowResult predicted_row(double error) {
 }
 }  // namespace
 
-TEST_CASE("rows of an unbuilt scenario kind are not predictable yet and say which part they need", "[validation]") {
-    const ValidationResult result = run_validation(options_for({"T1a", "S1b", "X1b"}), scratch_dir("pending"));
+TEST_CASE("rows without a scenario are not predictable yet and say what they wait for", "[validation]") {
+    ValidationOptions o = options_for({"T1a", "S1b", "X1b"});
+    const fs::path empty = scratch_dir("no-scenarios");
+    fs::create_directories(empty);
+    o.scenario_dir = empty;
+    const ValidationResult result = run_validation(o, scratch_dir("pending"));
+    fs::remove_all(empty);
     REQUIRE(result.rows.size() == 3);
     // File order, not the order asked for.
     CHECK(result.rows[0].row.id == "T1a");
-    CHECK(result.rows[0].note == "needs the training scenario kind (issue 5)");
-    CHECK(result.rows[1].note == "needs the serving scenario kind (issue 6)");
-    CHECK_THAT(result.rows[2].note,
-               Catch::StartsWith("needs the DualPipe") && Catch::EndsWith("no scenario in scenarios/validation/ yet"));
-    for (const auto& r : result.rows) {
-        CHECK(r.status == RowStatus::not_yet_predictable);
-        CHECK_FALSE(r.predicted);
-        CHECK_FALSE(r.error);
+    CHECK_THAT(result.rows[0].note, Catch::StartsWith("no scenario in") && Catch::EndsWith("/ yet"));
+    CHECK_THAT(result.rows[1].note, Catch::StartsWith("needs its load-protocol scenario") &&
+                                        Catch::Contains("no scenario in"));
+    for (std::size_t i = 0; i < 2; ++i) {
+        CHECK(result.rows[i].status == RowStatus::not_yet_predictable);
+        CHECK_FALSE(result.rows[i].predicted);
+        CHECK_FALSE(result.rows[i].error);
     }
-    CHECK(result.predicted() == 0);
-    CHECK_FALSE(result.median_absolute_error());
-    CHECK(validation_headline(result) == "0 of 0 predicted rows pass; 3 rows in all, 3 not predictable yet.");
-    CHECK(validation_gnuplot_script(result).empty());
+    // Exact rows need no scenario: the schedules are run on the row's own chunk times.
+    CHECK(result.rows[2].status == RowStatus::pass);
+    CHECK(result.predicted() == 1);
+    CHECK_FALSE(result.median_absolute_error());  // an exact row has no relative error
+    CHECK(validation_headline(result) == "1 of 1 predicted rows pass; 3 rows in all, 2 not predictable yet.");
+}
+
+TEST_CASE("the DualPipe rows are checked exactly by running the schedules", "[validation]") {
+    const ValidationResult result = run_validation(options_for({"X1a", "X1b", "X1c"}), scratch_dir("dualpipe"));
+    REQUIRE(result.rows.size() == 3);
+    for (const auto& r : result.rows) {
+        INFO(r.row.id << ": " << r.note);
+        CHECK(r.status == RowStatus::pass);
+    }
+    CHECK_THAT(result.rows[0].note, Catch::Contains("PP16 N=32: 14"));
+    CHECK_THAT(result.rows[2].note, Catch::Contains("DualPipe PP16 17, DualPipeV R=8 17"));
 }
 
 TEST_CASE("the EPLB row is checked exactly by running the placement on the row's own inputs", "[validation]") {
@@ -116,7 +132,14 @@ TEST_CASE("each published unit maps to one summary field", "[validation]") {
     CHECK(metric_for_unit("GB/s (logical RDMA)")->required_value == "rdma");
     CHECK(metric_for_unit("us")->key == "time_us");
     CHECK_FALSE(metric_for_unit("us")->higher_is_faster);
-    CHECK(metric_for_unit("tokens/s/GPU") == nullptr);
+    CHECK(metric_for_unit("tokens/s/GPU")->key == "tokens_per_s_per_gpu");
+    CHECK(metric_for_unit("tokens/s/GPU")->required_value == "training");
+    // One unit, several metrics: the row's figure picks.
+    CHECK(metric_for("%", "causal MFU vs BF16 peak")->key == "mfu_percent");
+    CHECK(metric_for("%", "share of EP communication hidden under compute")->key == "pair_ep_comm_hidden_percent");
+    CHECK(metric_for("ms", "DeepEP combine kernel time per call")->key == "combine_ms_per_call");
+    CHECK(metric_for("%", "something else") == nullptr);
+    CHECK(metric_for_unit("furlongs") == nullptr);
 }
 
 TEST_CASE("the median absolute error is over predicted rows, even counts averaging the middle two", "[validation]") {
