@@ -250,9 +250,13 @@ std::string validation_headline(const ValidationResult& result) {
     std::string text = fmt::format("{} of {} predicted rows pass; {} rows in all, {} not predictable yet.",
                                    result.count(RowStatus::pass), predicted, result.rows.size(),
                                    result.count(RowStatus::not_yet_predictable));
-    if (const auto median = result.median_absolute_error())
-        text += fmt::format(" Median absolute error over the {} predicted rows: {}%.", predicted,
+    if (const auto median = result.median_absolute_error()) {
+        // Exact rows (a placement map, a closed form) match or not; they have no relative error.
+        const auto measured = static_cast<std::size_t>(
+            std::count_if(result.rows.begin(), result.rows.end(), [](const RowResult& r) { return r.error.has_value(); }));
+        text += fmt::format(" Median absolute error over the {} rows compared with a measurement: {}%.", measured,
                             format_percent(*median, false));
+    }
     return text;
 }
 
