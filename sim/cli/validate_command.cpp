@@ -1,6 +1,7 @@
 // `clustersim validate`: run the scenario of every published row, compare, and write the accuracy report.
 #include "command.hpp"
 #include "sim/scenario/run_output.hpp"
+#include "kernels/kernel_cost_model.hpp"
 #include "sim/validation/validation_report.hpp"
 #include "sim/validation/validation_suite.hpp"
 
@@ -73,6 +74,7 @@ int validate(const ValidateArgs& args) {
                                     .lexically_normal()
                                     .lexically_proximate(source_dir())
                                     .generic_string();
+    context.kernels_dir = default_kernels_dir();
     const std::string chart_note = write_validation_report(result, context, out.file(""));
     out.commit();
 

@@ -1,6 +1,8 @@
 // Writing the validation report: CSV, Markdown and the gnuplot chart.
 #include "sim/validation/validation_report.hpp"
 
+#include "kernels/kernel_cost_model.hpp"
+
 #include "sim/validation/external_process.hpp"
 
 #include <fmt/format.h>
@@ -376,6 +378,75 @@ std::string validation_markdown(const ValidationResult& result, const ReportCont
     return md;
 }
 
+std::string write_kernel_calibration_section(const std::string& kernels_dir, const fs::path& dir) {
+    std::string md = "## Kernel calibration (leave-one-out)\n\n";
+    std::vector<std::string> gpus;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(fs::path(kernels_dir) / "gpus", ec))
+        if (entry.path().extension() == ".yaml") gpus.push_back(entry.path().stem().string());
+    std::sort(gpus.begin(), gpus.end());
+    std::string csv = "gpu,op,dtype,shape,measured_us,predicted_us,relative_error_pct,provenance\n";
+    std::string data;  // gnuplot: measured predicted, one block per GPU
+    std::string table;
+    std::vector<std::string> titles;
+    for (const auto& gpu : gpus) {
+        const GpuProfile profile = load_gpu_profile(kernels_dir, gpu);
+        if (profile.tables.empty() || !profile.derived_from.empty()) continue;  // derived tables have nothing to leave out
+        const auto rows = leave_one_out(profile);
+        if (rows.empty()) continue;
+        std::string block;
+        for (const auto& r : rows) {
+            std::string shape;
+            for (int i = 0; i < KernelShape::kNumericFields; ++i)
+                if (r.shape.numeric(i) != 0)
+                    shape += fmt::format("{}{}={}", shape.empty() ? "" : " ", KernelShape::numeric_field_name(i),
+                                         r.shape.numeric(i));
+            csv += fmt::format("{},{},{},{},{:.6g},{:.6g},{:.2f},{}\n", gpu, r.shape.op, r.shape.dtype, shape,
+                               r.measured_us, r.predicted_us, r.relative_error * 100, to_string(r.provenance));
+            block += fmt::format("{:.6g} {:.6g}\n", r.measured_us, r.predicted_us);
+        }
+        data += fmt::format("$gpu{} << EOD\n{}EOD\n", titles.size(), block);
+        titles.push_back(gpu);
+        for (const auto& sum : summarize_leave_one_out(rows))
+            table += fmt::format("| {} | {} | {} | {}% | {}% |\n", gpu, sum.op, sum.count,
+                                 format_percent(sum.median_abs_error, false), format_percent(sum.p90_abs_error, false));
+    }
+    if (titles.empty()) {
+        return md + fmt::format(
+                        "No GPU profile under `{}/` has measured or published calibration tables yet (no GPU has been "
+                        "lent to measure them), so there is no kernel-level chart: every kernel time above is a "
+                        "datasheet roofline. Once tables exist, this section lists each operator's leave-one-out "
+                        "error (each measured row predicted from the others) and draws them.\n\n",
+                        fs::path(kernels_dir).filename().generic_string());
+    }
+    auto write = [&](const char* name, const std::string& text) {
+        std::ofstream out(dir / name, std::ios::binary);
+        out << text;
+        if (!out) throw std::runtime_error(fmt::format("cannot write {}", (dir / name).string()));
+    };
+    write("kernel_leave_one_out.csv", csv);
+    std::string gp = "set terminal svg size 800,640 dynamic background rgb 'white'\n"
+                     "set output 'kernel_leave_one_out.svg'\n"
+                     "set title 'Kernel times: each calibration row predicted from the others (leave-one-out)'\n"
+                     "set logscale xy\nset xlabel 'measured (us)'\nset ylabel 'predicted (us)'\nset key top left\n"
+                     "set grid\n";
+    gp += data;
+    std::vector<std::string> plots = {"x with lines lc rgb 'black' title 'predicted = measured'"};
+    for (std::size_t i = 0; i < titles.size(); ++i)
+        plots.push_back(fmt::format("$gpu{} using 1:2 with points pt 7 title '{}'", i, titles[i]));
+    gp += "plot " + join(plots, ", \\\n     ") + "\n";
+    write("kernel_leave_one_out.gp", gp);
+    md += "| gpu | op | rows | median abs error | p90 abs error |\n|---|---|---|---|---|\n" + table + "\n";
+    md += "Every row: `kernel_leave_one_out.csv`. ";
+    if (find_on_path("gnuplot") && run_process({"gnuplot", "kernel_leave_one_out.gp"}, dir).exit_code == 0 &&
+        fs::exists(dir / "kernel_leave_one_out.svg")) {
+        md += "\n\n![leave-one-out kernel times](kernel_leave_one_out.svg)\n\n";
+    } else {
+        md += "The chart was not drawn (gnuplot missing or failed); run `gnuplot kernel_leave_one_out.gp` here.\n\n";
+    }
+    return md;
+}
+
 std::string write_validation_report(const ValidationResult& result, const ReportContext& context, const fs::path& dir) {
     auto write = [&](const char* name, const std::string& text) {
         std::ofstream out(dir / name, std::ios::binary);
@@ -411,7 +482,14 @@ std::string write_validation_report(const ValidationResult& result, const Report
             }
         }
     }
-    write("README.md", validation_markdown(result, context, chart_note));
+    std::string markdown = validation_markdown(result, context, chart_note);
+    if (!context.kernels_dir.empty()) {
+        // Before the method notes, after the chart.
+        const std::string section = write_kernel_calibration_section(context.kernels_dir, dir);
+        const std::size_t method = markdown.find("## How rows are compared");
+        markdown.insert(method == std::string::npos ? markdown.size() : method, section);
+    }
+    write("README.md", markdown);
     return chart_note;
 }
 

@@ -13,7 +13,14 @@ struct ReportContext {
     std::string command;            // the command line that regenerates the report
     std::string commit;             // source_commit(), or "unknown"
     std::string published_display;  // published.csv as the report names it
+    std::string kernels_dir;        // gpus/ and calibration/ for the kernel-level section ("" to leave it out)
 };
+
+// The kernel-level check: every measured (and published) calibration row of every GPU profile under
+// `kernels_dir` predicted from the others (leave-one-out, kernels/kernel_cost_model.hpp). Writes
+// kernel_leave_one_out.csv, and the chart kernel_leave_one_out.gp / .svg (when gnuplot is on PATH),
+// into `dir`; returns the report's Markdown section, which says plainly when no profile has tables.
+std::string write_kernel_calibration_section(const std::string& kernels_dir, const std::filesystem::path& dir);
 
 // The short commit of the source tree, "<hash>, with uncommitted changes" when sources outside
 // results/ differ from it, or "unknown" where git or the repository is missing.

@@ -163,3 +163,27 @@ TEST_CASE("a faster model means a higher bandwidth or a shorter time", "[validat
     latency.error = -0.39;
     CHECK(latency.faster_than_published());
 }
+
+TEST_CASE("the kernel-level section lists leave-one-out errors, or says there are no tables", "[validation]") {
+    const fs::path dir = scratch_dir("kernel-loo");
+    fs::create_directories(dir);
+    // The test profile "synth" has measured GEMM and copy tables (tests/kernels/fixtures), copied into a
+    // kernels folder of its own (the fixtures also hold a deliberately broken spec).
+    const fs::path kernels = scratch_dir("kernel-loo-profile");
+    fs::create_directories(kernels / "gpus");
+    fs::copy_file(kSource / "tests/kernels/fixtures/gpus/synth.yaml", kernels / "gpus/synth.yaml");
+    fs::copy(kSource / "tests/kernels/fixtures/calibration", kernels / "calibration", fs::copy_options::recursive);
+    const std::string with_tables = write_kernel_calibration_section(kernels.string(), dir);
+    fs::remove_all(kernels);
+    CHECK_THAT(with_tables, Catch::Contains("| synth | gemm |") && Catch::Contains("kernel_leave_one_out.csv"));
+    CHECK(fs::exists(dir / "kernel_leave_one_out.csv"));
+    CHECK(fs::exists(dir / "kernel_leave_one_out.gp"));
+    // The shipped profiles have no tables yet.
+    const fs::path empty = scratch_dir("kernel-loo-none");
+    fs::create_directories(empty);
+    const std::string without = write_kernel_calibration_section((kSource / "kernels").string(), empty);
+    CHECK_THAT(without, Catch::Contains("has measured or published calibration tables yet"));
+    CHECK_FALSE(fs::exists(empty / "kernel_leave_one_out.csv"));
+    fs::remove_all(dir);
+    fs::remove_all(empty);
+}
