@@ -1,13 +1,18 @@
 // Synthetic arrivals and lengths, and the readers of the Azure and Mooncake request traces.
 #include "sim/serving/workload.hpp"
 
+#include <libfccp/csv.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <memory>
+#include <tuple>
 #include <set>
 #include <stdexcept>
 #include <string_view>
@@ -23,19 +28,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     return s;
-}
-
-std::vector<std::string_view> split_csv(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t comma = line.find(',', start);
-        out.push_back(
-            trim(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start)));
-        if (comma == std::string_view::npos) break;
-        start = comma + 1;
-    }
-    return out;
 }
 
 std::optional<std::int64_t> parse_int(std::string_view s) {
@@ -85,12 +77,81 @@ std::optional<double> parse_timestamp_seconds(std::string_view s) {
     return static_cast<double>(days) * 86400.0 + static_cast<double>(*hour * 3600 + *minute * 60) + *second;
 }
 
+// CSV files are read with fast-cpp-csv-parser (libfccp-dev), as sim/moe reads its tables: the named
+// columns in any order, other columns ignored, fields trimmed, RFC 4180 quotes, blank lines skipped.
+template <std::size_t N>
+using CsvReader = io::CSVReader<static_cast<unsigned>(N), io::trim_chars<' ', '\t'>, io::double_quote_escape<',', '"'>,
+                                io::throw_on_overflow, io::empty_line_comment>;
+
+// The first line of a file, for messages about its header.
+std::string first_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return std::string(trim(line));
+}
+
+// Opens `path` and reads its header, which must name `columns`. On a problem (a missing file or
+// column) the error goes to `diagnostics`, naming the closest header name, and nothing is returned.
+template <std::size_t N>
+std::unique_ptr<CsvReader<N>> open_csv(const std::string& path, const std::array<std::string, N>& columns,
+                                        const std::string& expected, Diagnostics& diagnostics) {
+    if (!std::ifstream(path)) {
+        diagnostics.error({path, 0, 0}, "", "cannot open the file");
+        return nullptr;
+    }
+    try {
+        auto in = std::make_unique<CsvReader<N>>(path);
+        std::apply([&](const auto&... c) { in->read_header(io::ignore_extra_column | io::ignore_missing_column, c...); },
+                   columns);
+        for (const auto& c : columns) {
+            if (in->has_column(c)) continue;
+            const std::string header = first_line(path);
+            std::vector<std::string> names;
+            for (std::size_t start = 0; start <= header.size();) {
+                const std::size_t comma = std::min(header.find(',', start), header.size());
+                names.emplace_back(trim(std::string_view(header).substr(start, comma - start)));
+                start = comma + 1;
+            }
+            const std::string near = closest_match(c, names);
+            diagnostics.error({path, 1, 0}, c,
+                              fmt::format("no column \"{}\" in the header \"{}\"{}; expected {}", c, header,
+                                          near.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", near), expected));
+            return nullptr;
+        }
+        return in;
+    } catch (const io::error::base& e) {
+        diagnostics.error({path, 1, 0}, "", fmt::format("cannot read the header ({}); expected {}", e.what(), expected));
+        return nullptr;
+    }
+}
+
 // Records a row problem unless too many were recorded already.
 void row_error(Diagnostics& d, std::size_t& count, const std::string& file, int line, const std::string& key,
                const std::string& message) {
     if (count < kMaxRowErrors) d.error({file, line, 0}, key, message);
     if (count == kMaxRowErrors) d.error({file, line, 0}, "", "too many problems; the rest of the file was not checked");
     ++count;
+}
+
+// Reads the next row's fields; false at the end. A malformed row is recorded and skipped.
+template <std::size_t N>
+bool next_row(CsvReader<N>& in, std::array<std::string, N>& fields, Diagnostics& diagnostics, std::size_t& errors,
+              const std::string& path) {
+    while (true) {
+        try {
+            return std::apply([&](auto&... f) { return in.read_row(f...); }, fields);
+        } catch (const io::error::too_few_columns&) {
+            row_error(diagnostics, errors, path, static_cast<int>(in.get_file_line()), "",
+                      "too few fields for the header's columns");
+        } catch (const io::error::too_many_columns&) {
+            row_error(diagnostics, errors, path, static_cast<int>(in.get_file_line()), "",
+                      "too many fields for the header's columns");
+        } catch (const io::error::base& e) {
+            row_error(diagnostics, errors, path, static_cast<int>(in.get_file_line()), "",
+                      fmt::format("malformed row: {}", e.what()));
+        }
+    }
 }
 
 }  // namespace
@@ -114,47 +175,21 @@ std::int64_t LengthDistribution::sample(RngStream& rng) const {
 std::vector<std::int64_t> read_length_column(const std::string& path, const std::string& column,
                                              Diagnostics& diagnostics) {
     std::vector<std::int64_t> out;
-    std::ifstream in(path);
-    if (!in) {
-        diagnostics.error({path, 0, 0}, "", "cannot open the file");
-        return out;
-    }
-    std::string line;
-    if (!std::getline(in, line)) {
-        diagnostics.error({path, 1, 0}, "", "the file is empty; expected a header line naming the columns");
-        return out;
-    }
-    const auto header = split_csv(line);
-    const auto it = std::find(header.begin(), header.end(), column);
-    if (it == header.end()) {
-        std::vector<std::string> names(header.begin(), header.end());
-        const std::string near = closest_match(column, names);
-        diagnostics.error({path, 1, 0}, column,
-                          fmt::format("no column \"{}\" in the header \"{}\"{}", column, std::string(trim(line)),
-                                      near.empty() ? "" : fmt::format("; did you mean \"{}\"?", near)));
-        return out;
-    }
-    const auto index = static_cast<std::size_t>(it - header.begin());
+    const auto in = open_csv<1>(path, {column}, fmt::format("a header naming the column \"{}\"", column), diagnostics);
+    if (!in) return out;
     std::size_t errors = 0;
-    int line_no = 1;
-    while (std::getline(in, line)) {
-        ++line_no;
-        if (trim(line).empty()) continue;
-        const auto fields = split_csv(line);
-        if (fields.size() != header.size()) {
-            row_error(diagnostics, errors, path, line_no, "",
-                      fmt::format("expected {} fields as in the header; found {}", header.size(), fields.size()));
-            continue;
-        }
-        const auto v = parse_int(fields[index]);
+    std::array<std::string, 1> f;
+    while (next_row(*in, f, diagnostics, errors, path)) {
+        const auto v = parse_int(f[0]);
         if (!v || *v < 1) {
-            row_error(diagnostics, errors, path, line_no, column,
-                      fmt::format("expected a positive integer token count; found \"{}\"", std::string(fields[index])));
+            row_error(diagnostics, errors, path, static_cast<int>(in->get_file_line()), column,
+                      fmt::format("expected a positive integer token count; found \"{}\"", f[0]));
             continue;
         }
         out.push_back(*v);
     }
-    if (out.empty() && errors == 0) diagnostics.error({path, line_no, 0}, column, "the column has no values");
+    if (out.empty() && errors == 0)
+        diagnostics.error({path, static_cast<int>(in->get_file_line()), 0}, column, "the column has no values");
     return out;
 }
 
@@ -220,60 +255,30 @@ std::int64_t cached_prefix(std::int64_t input_tokens, double hit_ratio) {
 
 std::vector<Request> read_azure_trace(const std::string& path, Diagnostics& diagnostics) {
     std::vector<Request> out;
-    std::ifstream in(path);
-    if (!in) {
-        diagnostics.error({path, 0, 0}, "", "cannot open the trace file");
-        return out;
-    }
-    std::string line;
-    if (!std::getline(in, line)) {
-        diagnostics.error({path, 1, 0}, "",
-                          "the trace is empty; expected the header TIMESTAMP,ContextTokens,GeneratedTokens");
-        return out;
-    }
-    const auto header = split_csv(line);
-    const std::vector<std::string> wanted = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"};
-    std::vector<std::size_t> index;
-    for (const auto& name : wanted) {
-        const auto it = std::find(header.begin(), header.end(), name);
-        if (it == header.end()) {
-            diagnostics.error({path, 1, 0}, name,
-                              fmt::format("the header \"{}\" has no column \"{}\"; expected the Azure LLM trace "
-                                          "columns TIMESTAMP,ContextTokens,GeneratedTokens",
-                                          std::string(trim(line)), name));
-            return out;
-        }
-        index.push_back(static_cast<std::size_t>(it - header.begin()));
-    }
+    const auto in = open_csv<3>(path, {"TIMESTAMP", "ContextTokens", "GeneratedTokens"},
+                                "the Azure LLM trace columns TIMESTAMP,ContextTokens,GeneratedTokens", diagnostics);
+    if (!in) return out;
     std::size_t errors = 0;
-    int line_no = 1;
     double first = 0, previous = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        if (trim(line).empty()) continue;
-        const auto fields = split_csv(line);
-        if (fields.size() != header.size()) {
-            row_error(diagnostics, errors, path, line_no, "",
-                      fmt::format("expected {} fields as in the header; found {}", header.size(), fields.size()));
-            continue;
-        }
-        const auto t = parse_timestamp_seconds(fields[index[0]]);
-        const auto input = parse_int(fields[index[1]]);
-        const auto output = parse_int(fields[index[2]]);
+    std::array<std::string, 3> f;
+    while (next_row(*in, f, diagnostics, errors, path)) {
+        const int line_no = static_cast<int>(in->get_file_line());
+        const auto t = parse_timestamp_seconds(f[0]);
+        const auto input = parse_int(f[1]);
+        const auto output = parse_int(f[2]);
         if (!t) {
             row_error(diagnostics, errors, path, line_no, "TIMESTAMP",
-                      fmt::format("expected a time \"YYYY-MM-DD HH:MM:SS.fraction\" or seconds; found \"{}\"",
-                                  std::string(fields[index[0]])));
+                      fmt::format("expected a time \"YYYY-MM-DD HH:MM:SS.fraction\" or seconds; found \"{}\"", f[0]));
             continue;
         }
         if (!input || *input < 1) {
             row_error(diagnostics, errors, path, line_no, "ContextTokens",
-                      fmt::format("expected a positive integer; found \"{}\"", std::string(fields[index[1]])));
+                      fmt::format("expected a positive integer; found \"{}\"", f[1]));
             continue;
         }
         if (!output || *output < 1) {
             row_error(diagnostics, errors, path, line_no, "GeneratedTokens",
-                      fmt::format("expected a positive integer; found \"{}\"", std::string(fields[index[2]])));
+                      fmt::format("expected a positive integer; found \"{}\"", f[2]));
             continue;
         }
         if (out.empty()) first = previous = *t;
@@ -291,7 +296,8 @@ std::vector<Request> read_azure_trace(const std::string& path, Diagnostics& diag
         r.output_tokens = *output;
         out.push_back(r);
     }
-    if (out.empty() && errors == 0) diagnostics.error({path, line_no, 0}, "", "the trace has no requests");
+    if (out.empty() && errors == 0)
+        diagnostics.error({path, static_cast<int>(in->get_file_line()), 0}, "", "the trace has no requests");
     return out;
 }
 
