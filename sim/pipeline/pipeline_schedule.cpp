@@ -304,6 +304,14 @@ void build_dualpipev(PipelineSchedule& s) {
 
 }  // namespace
 
+int schedule_parts(ScheduleKind kind, int ranks, int virtual_stages) {
+    switch (kind) {
+        case ScheduleKind::interleaved_1f1b: return ranks * virtual_stages;
+        case ScheduleKind::dualpipev: return 2 * ranks;
+        default: return ranks;  // DualPipe holds each part twice, once per direction
+    }
+}
+
 PipelineSchedule make_pipeline_schedule(ScheduleKind kind, int ranks, int micro_batches, int virtual_stages) {
     const auto no = [&](std::string_view why) { refuse(kind, ranks, micro_batches, virtual_stages, why); };
     if (ranks < 1) no("ranks must be at least 1");
@@ -349,7 +357,7 @@ PipelineSchedule make_pipeline_schedule(ScheduleKind kind, int ranks, int micro_
         }
         case ScheduleKind::dualpipe: {
             PipelineSchedule s = empty_schedule(kind, ranks, micro_batches, 2, 2 * ranks);
-            s.parts = ranks;
+            s.parts = schedule_parts(kind, ranks);
             build_dualpipe(s);
             return s;
         }

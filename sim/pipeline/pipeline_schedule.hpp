@@ -75,6 +75,10 @@ struct PipelineSchedule {
 // micro_batches < 2*ranks (the rules the DualPipe reference asserts).
 PipelineSchedule make_pipeline_schedule(ScheduleKind kind, int ranks, int micro_batches, int virtual_stages = 1);
 
+// The number of model parts a schedule splits the layers into (PipelineSchedule::parts), known before
+// the micro-batch count is: R*v for interleaved 1F1B, 2R for DualPipeV, R otherwise.
+int schedule_parts(ScheduleKind kind, int ranks, int virtual_stages = 1);
+
 // Checks that a schedule (built here or by hand) is complete and placed consistently: the tables
 // have the right sizes, every item runs on the rank holding its stage, every (micro-batch, stage) of
 // every route has exactly one forward and either one full backward or one B and one W, and nothing

@@ -12,8 +12,6 @@
 namespace clustersim {
 namespace {
 
-bool ends_with(const std::string& s, std::string_view suffix) { return s.ends_with(suffix); }
-
 // Backward operators with each weight-gradient GEMM placed right after the input-gradient GEMM of the
 // same forward operator, the order a fused backward runs them in; W operators without a B partner
 // (the embedding's scatter-add) go last.
@@ -24,7 +22,7 @@ std::vector<Operator> merge_backward(const std::vector<Operator>& b, const std::
     out.reserve(b.size() + w.size());
     for (const auto& op : b) {
         out.push_back(op);
-        if (!ends_with(op.name, ".dgrad")) continue;
+        if (!op.name.ends_with(".dgrad")) continue;
         auto it = by_base.find(op.name.substr(0, op.name.size() - std::string_view(".dgrad").size()));
         if (it == by_base.end()) continue;
         for (const Operator* wop : it->second) out.push_back(*wop);
@@ -183,7 +181,7 @@ Time ChunkPricer::communication(const Operator& op) {
         case CommKind::ep_combine: {
             // The graph's FP8 dispatch payload marks the FP8 forward dispatch; gradients travel in BF16.
             const bool fp8 = op.comm == CommKind::ep_dispatch && plan_.precision == Precision::fp8 &&
-                             !ends_with(op.name, ".bwd");
+                             !op.name.ends_with(".bwd");
             const auto phase = op.comm == CommKind::ep_dispatch ? ExpertCommPhase::dispatch : ExpertCommPhase::combine;
             return comm_.expert(phase, fp8, tokens);
         }

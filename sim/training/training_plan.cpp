@@ -26,14 +26,6 @@ std::string model_reference(const std::string& written, const ScenarioContext& c
     return p.is_absolute() ? written : (context.scenario_dir / p).string();
 }
 
-int parts_of(ScheduleKind kind, int pp, int virtual_stages) {
-    switch (kind) {
-        case ScheduleKind::interleaved_1f1b: return pp * virtual_stages;
-        case ScheduleKind::dualpipev: return 2 * pp;
-        default: return pp;
-    }
-}
-
 }  // namespace
 
 std::vector<int> default_layer_split(int layers, int parts) {
@@ -179,7 +171,7 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     } else {
         plan.micro_batches = static_cast<int>(plan.global_batch / per_step);
     }
-    const int parts = parts_of(plan.schedule, p.pp, plan.virtual_stages);
+    const int parts = schedule_parts(plan.schedule, p.pp, plan.virtual_stages);
     if (plan.model.layers > 0) {
         if (split.empty()) {
             if (plan.model.layers < parts)

@@ -66,13 +66,17 @@ public:
             "{:.1f}, activations {:.1f} = {} micro-batches x {:.2f})",
             m.rank, gib(m.total()), gib(step.memory.capacity), gib(m.weights), gib(m.gradients),
             gib(m.optimizer_states), gib(m.activations), m.peak_micro_batches, gib(m.activations_per_micro_batch));
-        if (!step.memory.fits() && !plan_.simulate_if_over_memory) {
+        if (step.step_time == Time::zero()) {
             s["status"] = fmt::format("does not fit: {}; not simulated", over);
             out.write_json("summary.json", s);
             return s;
         }
         s["status"] = step.memory.fits() ? std::string("simulated")
-                                         : fmt::format("simulated although it does not fit (memory_check: report): {}", over);
+                                         : fmt::format("simulated although it does not fit ({}): {}",
+                                                       plan_.simulate_if_over_memory
+                                                           ? "memory_check: report"
+                                                           : "the estimate before the run fitted; the executed timeline's peak does not",
+                                                       over);
         s["step_time_s"] = step.step_time.seconds();
         s["tokens_per_s_per_gpu"] = step.tokens_per_s_per_gpu;
         s["model_tflops_per_gpu"] = step.model_tflops_per_gpu;
@@ -139,15 +143,9 @@ private:
         for (std::size_t r = 0; r < step.memory.ranks.size(); ++r) {
             const RankMemory& m = step.memory.ranks[r];
             const RankStep rs = r < step.ranks.size() ? step.ranks[r] : RankStep{};
+            const std::vector<int>& parts = step.parts_of_rank[r];
             int layers = 0;
-            std::vector<int> parts;
-            for (int s = 0; s < step.schedule.stages(); ++s) {
-                if (step.schedule.stage_rank[static_cast<std::size_t>(s)] != static_cast<int>(r)) continue;
-                const int part = step.schedule.stage_part[static_cast<std::size_t>(s)];
-                if (std::find(parts.begin(), parts.end(), part) != parts.end()) continue;
-                parts.push_back(part);
-                layers += plan_.layers_per_part[static_cast<std::size_t>(part)];
-            }
+            for (int part : parts) layers += plan_.layers_per_part[static_cast<std::size_t>(part)];
             const double bubble = step.pipeline_time > Time::zero() ? ms(step.pipeline_time - rs.busy) : 0.0;
             csv << fmt::format("{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
                                "{:.3f},{},{:.3f},{:.3f},{:.3f},{:.3f},{:.3f}\n",

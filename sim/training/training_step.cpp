@@ -95,7 +95,8 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     step.schedule = make_pipeline_schedule(plan.schedule, p.pp, plan.micro_batches, plan.virtual_stages);
     const auto& schedule = step.schedule;
 
-    std::vector<std::vector<int>> parts_of_rank(static_cast<std::size_t>(p.pp));
+    auto& parts_of_rank = step.parts_of_rank;
+    parts_of_rank.resize(static_cast<std::size_t>(p.pp));
     for (int s = 0; s < schedule.stages(); ++s) {
         auto& parts = parts_of_rank[static_cast<std::size_t>(schedule.stage_rank[static_cast<std::size_t>(s)])];
         const int part = schedule.stage_part[static_cast<std::size_t>(s)];
@@ -123,6 +124,9 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     StepEnvironment env(plan, schedule, chunks, comm, network);
     step.run = run_pipeline(sim, schedule, env);
     step.pipeline_time = step.run.makespan;
+    // The executed timeline's own peak: real chunk times can order frees and allocations differently.
+    step.memory = training_memory(plan, parts_of_rank, step.run.peak_activations,
+                                  peak_activation_bytes(plan, schedule, step.run), spec.hbm_capacity.value);
     if (p.pp > 1) {
         Simulator probe(seed);
         FlowNetwork probe_network(probe, *plan.topology);
@@ -135,10 +139,7 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     // Per-rank accounting from the timeline.
     step.ranks.resize(static_cast<std::size_t>(p.pp));
     std::vector<Time> first_backward(static_cast<std::size_t>(p.pp), Time::max());
-    for (int r = 0; r < p.pp; ++r) {
-        step.ranks[static_cast<std::size_t>(r)].rank = r;
-        step.ranks[static_cast<std::size_t>(r)].parts = parts_of_rank[static_cast<std::size_t>(r)];
-    }
+    for (int r = 0; r < p.pp; ++r) step.ranks[static_cast<std::size_t>(r)].rank = r;
     for (const auto& e : step.run.timeline) {
         RankStep& rs = step.ranks[static_cast<std::size_t>(e.rank)];
         const OverlapResult& o = env.execute(e.instruction);
@@ -194,8 +195,7 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     double bubble = 0, exposed = 0;
     for (const auto& rs : step.ranks) {
         bubble += (step.pipeline_time - rs.busy) / step.pipeline_time;
-        exposed += (rs.exposed_comm + (rs.step_end - std::max(rs.pipeline_end, rs.dp_reduce_end) - rs.optimizer) +
-                    std::max(Time::zero(), rs.dp_reduce_end - rs.pipeline_end)) /
+        exposed += (rs.exposed_comm + rs.param_gather_exposed + std::max(Time::zero(), rs.dp_reduce_end - rs.pipeline_end)) /
                    step.step_time;
     }
     step.bubble_fraction = bubble / p.pp;

@@ -26,7 +26,6 @@ namespace clustersim {
 
 struct RankStep {
     int rank = 0;
-    std::vector<int> parts;
     Time pipeline_end;       // the rank's last instruction ends
     Time busy;               // sum of its instructions' spans
     Time compute;            // of which the compute stream was busy
@@ -68,6 +67,7 @@ struct PairReport {
 
 struct TrainingStep {
     PipelineSchedule schedule;
+    std::vector<std::vector<int>> parts_of_rank;  // the model parts each pipeline rank holds
     PipelineRun run;
     std::vector<RankStep> ranks;
     MemoryReport memory;
@@ -88,8 +88,10 @@ struct TrainingStep {
     double gpu_hours_per_trillion_tokens = 0;
 };
 
-// Simulates one step. When the plan does not fit in memory, only `memory` (and the schedule) are
-// filled and `step_time` is zero.
+// Simulates one step. Memory is first estimated from the schedule run with unit chunk times; when
+// that does not fit (and the plan does not say memory_check: report), only `memory`, the schedule and
+// parts_of_rank are filled and `step_time` is zero. A simulated step reports the memory of its own
+// executed timeline.
 TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostModel& cost_model, std::uint64_t seed);
 
 // The first model part whose layers are all MoE layers (for the pair report), or -1.
