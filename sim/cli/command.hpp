@@ -24,5 +24,6 @@ Command add_layer_command(CLI::App& app);
 Command add_calibrate_command(CLI::App& app);
 Command add_validate_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);
+Command add_plan_command(CLI::App& app);
 
 }  // namespace clustersim

@@ -29,23 +29,25 @@ std::string kinds_help() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"clustersim: predicts how fast, how costly and how memory-hungry a large-language-model "
-                 "deployment plan will be on a GPU cluster."};
+    CLI::App app{
+        "clustersim: predicts how fast, how costly and how memory-hungry a large-language-model "
+        "deployment plan will be on a GPU cluster."};
     app.set_version_flag("--version", std::string("clustersim ") + CLUSTERSIM_VERSION);
     app.require_subcommand(1);
-    app.footer("Examples:\n"
-               "  clustersim run scenarios/network/h800-ep64-dispatch.yaml\n"
-               "  clustersim run scenarios/network/h100-allreduce-8gpu.yaml --trace --out /tmp/ar\n"
-               "  clustersim model deepseek-v3\n"
-               "  clustersim kernels --gpu h100-sxm --in shapes.csv --out predictions.csv\n"
-               "  clustersim sweep scenarios/sweeps/megatron-gpt-1700m-small.yaml --jobs 2\n\n" +
-               kinds_help() +
-               "\nExit status: 0 on success, 2 on a user error (every problem is listed with file:line and key),\n"
-               "1 on an internal error.");
+    app.footer(
+        "Examples:\n"
+        "  clustersim run scenarios/network/h800-ep64-dispatch.yaml\n"
+        "  clustersim run scenarios/network/h100-allreduce-8gpu.yaml --trace --out /tmp/ar\n"
+        "  clustersim model deepseek-v3\n"
+        "  clustersim kernels --gpu h100-sxm --in shapes.csv --out predictions.csv\n"
+        "  clustersim sweep scenarios/sweeps/megatron-gpt-1700m-small.yaml --jobs 2\n\n" +
+        kinds_help() +
+        "\nExit status: 0 on success, 2 on a user error (every problem is listed with file:line and key),\n"
+        "1 on an internal error.");
 
-    const std::vector<Command> commands = {add_run_command(app), add_model_command(app), add_kernels_command(app),
-                                           add_layer_command(app), add_calibrate_command(app),
-                                           add_validate_command(app), add_sweep_command(app)};
+    const std::vector<Command> commands = {
+        add_run_command(app),       add_model_command(app),    add_kernels_command(app), add_layer_command(app),
+        add_calibrate_command(app), add_validate_command(app), add_sweep_command(app),   add_plan_command(app)};
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -3,6 +3,7 @@
 
 #include "collectives.hpp"
 #include "expert_dispatch.hpp"
+#include "sim/charts/gnuplot_chart.hpp"
 #include "sim/core/trace_writer.hpp"
 
 #include <fmt/format.h>
@@ -14,6 +15,9 @@
 
 namespace clustersim {
 namespace {
+
+// Links drawn in link_utilization.svg: the busiest by bytes (the CSV has every link).
+constexpr std::size_t kLinksOnChart = 8;
 
 struct NetworkScenario {
     std::shared_ptr<const Topology> topology;
@@ -193,6 +197,12 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
     const int bins = s_.utilization_bins;
     const double bin_ps = std::max(1.0, static_cast<double>(elapsed.ps()) / bins);
     double ib_max_util = 0, nvlink_max_util = 0;
+    struct LinkSteps {
+        LinkIndex link;
+        double bytes = 0;
+        std::vector<std::pair<double, double>> steps;  // (bin start in us, utilization), then the last bin's end
+    };
+    std::vector<LinkSteps> busy;
     {
         auto csv = out.open("link_utilization.csv");
         csv << "link,kind,bin_start_us,bin_end_us,utilization\n";
@@ -217,15 +227,37 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
             }
             const auto& link = topology.link(l);
             double mean = 0;
+            LinkSteps steps{l, 0, {}};
             for (int b = 0; b < bins; ++b) {
                 const double util = bytes[static_cast<std::size_t>(b)] / (capacity * bin_ps * 1e-12);
                 mean += util / bins;
                 csv << fmt::format("{},{},{:.6f},{:.6f},{:.4f}\n", link.name, to_string(link.kind), b * bin_ps * 1e-6,
                                    (b + 1) * bin_ps * 1e-6, util);
+                steps.bytes += bytes[static_cast<std::size_t>(b)];
+                steps.steps.emplace_back(b * bin_ps * 1e-6, util);
             }
+            steps.steps.emplace_back(bins * bin_ps * 1e-6, steps.steps.back().second);
+            busy.push_back(std::move(steps));
             if (link.kind == LinkKind::infiniband) ib_max_util = std::max(ib_max_util, mean);
             if (link.kind == LinkKind::nvlink) nvlink_max_util = std::max(nvlink_max_util, mean);
         }
+    }
+
+    // link_utilization.svg: the busiest links over time (ties: the CSV's order).
+    {
+        const std::size_t carrying = busy.size();
+        std::stable_sort(busy.begin(), busy.end(),
+                         [](const LinkSteps& a, const LinkSteps& b) { return a.bytes > b.bytes; });
+        if (busy.size() > kLinksOnChart) busy.resize(kLinksOnChart);
+        ChartSpec chart;
+        chart.title = fmt::format("{} on {} ({} GPUs): the {} busiest of {} links carrying data, by bytes",
+                                  s_.operation, topology.name(), s_.gpus.size(), busy.size(), carrying);
+        chart.x_label = "time (us)";
+        chart.y_label = "utilization (share of the effective link bandwidth)";
+        chart.y_min = 0;
+        for (auto& b : busy)
+            chart.series.push_back({topology.link(b.link).name, std::move(b.steps), ChartStyle::steps, ""});
+        (void)write_chart(out.file("link_utilization.svg").parent_path(), "link_utilization", chart);
     }
 
     nlohmann::ordered_json summary;

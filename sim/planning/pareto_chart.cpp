@@ -1,22 +1,14 @@
 // The Pareto front of a sweep and its gnuplot chart (see pareto_chart.hpp).
 #include "sim/planning/pareto_chart.hpp"
 
+#include "sim/charts/gnuplot_chart.hpp"
 #include "sim/input/diagnostics.hpp"
+#include "sim/planning/sweep_charts.hpp"
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
-
-extern char** environ;
 
 namespace clustersim {
 namespace {
@@ -36,64 +28,6 @@ std::optional<double> metric(const PlanRow& row, const std::string& name) {
 
 std::string goal_text(const ParetoAxis& a) {
     return a.maximize ? "higher is better" : "lower is better";
-}
-
-// "9: dualpipe, 1, 16": the plan and its varied values, to label a point.
-std::string label(const SweepSpec& spec, std::size_t plan) {
-    std::string out = std::to_string(plan);
-    std::string values;
-    for (const auto& cell : spec.plans[plan].cells)
-        if (!cell.empty()) values += (values.empty() ? "" : ", ") + cell;
-    return values.empty() ? out : out + ": " + values;
-}
-
-// A gnuplot single-quoted string ('' stands for a quote).
-std::string quoted(const std::string& text) {
-    std::string out = "'";
-    for (const char c : text) {
-        out += c;
-        if (c == '\'') out += '\'';
-    }
-    out += '\'';
-    return out;
-}
-
-// A gnuplot double-quoted string, where "\n" breaks the line.
-std::string double_quoted(const std::string& text) {
-    std::string out = "\"";
-    for (const char c : text) {
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    out += '"';
-    return out;
-}
-
-// Runs `gnuplot -e "cd '<dir>'; load 'pareto.gp'"` without a shell; its exit status, or -1 when it
-// could not be started (not on PATH).
-int run_gnuplot(const fs::path& dir) {
-    const std::string commands = fmt::format("cd {}; load 'pareto.gp'", quoted(dir.string()));
-    std::vector<std::string> args = {"gnuplot", "-e", commands};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    const int started = ::posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (started != 0) return -1;
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -185,12 +119,13 @@ ParetoChart write_pareto_chart(const SweepSpec& spec, const std::vector<PlanRow>
 
     // pareto.dat: block 0 every plan on the chart, block 1 the front ordered along x.
     std::string data = fmt::format("# plan\t{}\t{}\tlabel\n", pareto.x.metric, pareto.y.metric);
-    for (const auto& p : points) data += fmt::format("{}\t{}\t{}\t{}\n", p.plan, p.x, p.y, label(spec, p.plan));
+    for (const auto& p : points) data += fmt::format("{}\t{}\t{}\t{}\n", p.plan, p.x, p.y, plan_label(spec, p.plan));
     data += "\n\n";
     std::vector<const ParetoPoint*> along_x = front;
     std::stable_sort(along_x.begin(), along_x.end(),
                      [](const ParetoPoint* a, const ParetoPoint* b) { return a->x < b->x; });
-    for (const auto* p : along_x) data += fmt::format("{}\t{}\t{}\t{}\n", p->plan, p->x, p->y, label(spec, p->plan));
+    for (const auto* p : along_x)
+        data += fmt::format("{}\t{}\t{}\t{}\n", p->plan, p->x, p->y, plan_label(spec, p->plan));
     write_file_atomically(dir / "pareto.dat", data);
 
     std::string varied;
@@ -202,10 +137,10 @@ ParetoChart write_pareto_chart(const SweepSpec& spec, const std::vector<PlanRow>
     gp += "set terminal svg size 960,640 dynamic noenhanced font 'sans,12' background rgb 'white'\n";
     gp += "set output 'pareto.svg'\n";
     gp += fmt::format("set title {}\n",
-                      double_quoted(fmt::format("{}: {} plans, {} on the Pareto front\nlabels: plan: {}", spec.name,
-                                                points.size(), front.size(), varied.empty() ? "index" : varied)));
-    gp += fmt::format("set xlabel {}\n", quoted(fmt::format("{} ({})", pareto.x.metric, goal_text(pareto.x))));
-    gp += fmt::format("set ylabel {}\n", quoted(fmt::format("{} ({})", pareto.y.metric, goal_text(pareto.y))));
+                      gnuplot_quoted(fmt::format("{}: {} plans, {} on the Pareto front\nlabels: plan: {}", spec.name,
+                                                 points.size(), front.size(), varied.empty() ? "index" : varied)));
+    gp += fmt::format("set xlabel {}\n", gnuplot_quoted(fmt::format("{} ({})", pareto.x.metric, goal_text(pareto.x))));
+    gp += fmt::format("set ylabel {}\n", gnuplot_quoted(fmt::format("{} ({})", pareto.y.metric, goal_text(pareto.y))));
     gp +=
         "set grid\nset key tmargin center horizontal\nset datafile separator '\\t'\nset offsets graph 0.05, graph "
         "0.25, graph 0.08, graph 0.08\n";
@@ -218,21 +153,22 @@ ParetoChart write_pareto_chart(const SweepSpec& spec, const std::vector<PlanRow>
 
     std::error_code ignored;
     fs::remove(dir / "pareto.svg", ignored);
-    const int status = run_gnuplot(fs::absolute(dir));
-    chart.drawn = status == 0 && fs::exists(dir / "pareto.svg");
+    const GnuplotRun run = run_gnuplot(dir, "pareto.gp");
+    chart.drawn = run.ok() && fs::exists(dir / "pareto.svg");
+    if (!chart.drawn) fs::remove(dir / "pareto.svg", ignored);  // a failed run may leave half a file
     if (chart.drawn) {
         chart.note = fmt::format("Pareto front: {} of {} plans ({} against {}); chart in {}", front.size(),
                                  points.size(), pareto.y.metric, pareto.x.metric, (dir / "pareto.svg").string());
-    } else if (status < 0) {
+    } else if (!run.installed) {
         chart.note = fmt::format(
             "Pareto front: {} of {} plans in {}; gnuplot is not on PATH, so pareto.svg was not drawn "
             "(install gnuplot-nox and run `gnuplot pareto.gp` in that folder)",
             front.size(), points.size(), (dir / "pareto.csv").string());
     } else {
         chart.note = fmt::format(
-            "Pareto front: {} of {} plans in {}; gnuplot failed (exit status {}) on pareto.gp, so "
+            "Pareto front: {} of {} plans in {}; gnuplot failed (exit status {}: {}) on pareto.gp, so "
             "pareto.svg was not drawn",
-            front.size(), points.size(), (dir / "pareto.csv").string(), status);
+            front.size(), points.size(), (dir / "pareto.csv").string(), run.exit_status, run.error);
     }
     return chart;
 }

@@ -1,7 +1,7 @@
 // Running a sweep on threads and processes (see sweep_runner.hpp and README.md).
 #include "sim/planning/sweep_runner.hpp"
 
-#include "sim/planning/pareto_chart.hpp"
+#include "sim/planning/sweep_charts.hpp"
 #include "sim/planning/sweep_plan.hpp"
 #include "sim/planning/sweep_table.hpp"
 #include "sim/scenario/run_output.hpp"
@@ -361,7 +361,8 @@ SweepReport run_sweep(const SweepSpec& spec, const SweepOptions& options) {
         }
         write_file_atomically(csv_path, sweep_csv(spec, table));
         report.csv = csv_path;
-        if (spec.pareto) report.chart_note = write_pareto_chart(spec, table, options.out_dir).note;
+        report.chart_note = write_sweep_charts(spec, table, options.out_dir);
+        report.rows = std::move(table);
     }
     report.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return report;

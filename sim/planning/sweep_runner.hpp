@@ -9,6 +9,7 @@
 #include "sim/planning/process_group.hpp"
 #include "sim/planning/progress_meter.hpp"
 #include "sim/planning/sweep_spec.hpp"
+#include "sim/planning/sweep_table.hpp"
 
 #include <cstddef>
 #include <cstdio>
@@ -42,6 +43,7 @@ struct SweepReport {
     std::filesystem::path csv;  // empty on ranks other than 0
     std::string chart_note;     // what became of the sweep's Pareto chart, when it asks for one
     double wall_seconds = 0;
+    std::vector<PlanRow> rows;  // rank 0: every plan's row, by plan index (as in the CSV)
 };
 
 // The hardware threads, shared among the processes mpirun started on this host when they share the

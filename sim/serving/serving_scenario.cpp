@@ -69,7 +69,9 @@ struct ServingScenario {
     SyntheticWorkloadSpec synthetic_spec;
     TraceWorkloadSpec trace_spec;
     std::vector<Request> trace_requests;
+    std::string mode;  // colocated, disaggregated, prefill_only or decode_only
     bool iterations_csv = true;
+    bool requests_csv = true;
     // Expert load (MoE models with ep > 1).
     std::string routing = "balanced";
     double routing_exponent = 0;
@@ -450,12 +452,18 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
 
     // Deployment.
     MapReader d = root.child("deployment", "the instances serving the model");
-    const std::string mode = d.choice("mode", {"colocated", "disaggregated"}, std::nullopt,
-                                      "one pool doing prefill and decode, or separate prefill and decode pools");
+    s.mode = d.choice("mode", {"colocated", "disaggregated", "prefill_only", "decode_only"}, std::nullopt,
+                      "one pool doing prefill and decode, or separate prefill and decode pools; or one pool of a "
+                      "disaggregated deployment alone (prefill_only: requests leave at their first token; "
+                      "decode_only: requests arrive with their first token made and their KV moved in)");
+    const std::string& mode = s.mode;
     if (mode == "colocated") {
         s.pools.push_back(read_pool(d, "colocated", InstanceRole::colocated, s.model, model_ok));
-    } else if (mode == "disaggregated") {
+    } else if (mode == "prefill_only") {
         s.pools.push_back(read_pool(d, "prefill", InstanceRole::prefill, s.model, model_ok));
+    } else {
+        if (mode == "disaggregated")
+            s.pools.push_back(read_pool(d, "prefill", InstanceRole::prefill, s.model, model_ok));
         s.pools.push_back(read_pool(d, "decode", InstanceRole::decode, s.model, model_ok));
         MapReader kv = d.child("kv_transfer", "moving the KV cache from prefill to decode", false);
         s.kv_bandwidth = kv.maybe<Bandwidth>(
@@ -496,6 +504,11 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
     s.config.warmup =
         root.optional<Time>("warmup", Time::zero(), "requests arriving earlier are left out of statistics");
     s.iterations_csv = root.optional<bool>("iterations_csv", true, "write iterations.csv (one row per iteration)");
+    s.requests_csv = root.optional<bool>("requests_csv", true, "write requests.csv (one row per request)");
+    s.config.max_in_system = root.optional<std::int64_t>(
+        "stop_when_in_system_exceeds", 0,
+        "stop the run early, reported overloaded, once more requests than this are in the system (0: never)",
+        at_least<std::int64_t>(0));
 
     read_workload(root, context, s);
     read_load(root, s);
@@ -560,8 +573,9 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         s.cost_options.push_back(o);
         s.config.pools.push_back(p.spec);
     }
-    if (s.pools.size() == 2 && s.config.pools.size() == 2) {
-        const auto& decode = s.pools[1];
+    const bool receives_kv = s.mode == "disaggregated" || s.mode == "decode_only";
+    if (receives_kv && s.config.pools.size() == s.pools.size()) {
+        const auto& decode = s.pools.back();
         const Bytes per_rank = kv_cache_bytes(s.model, 1, decode.layout, kv_bytes);
         // Every rank of the attention group holding a request receives its share (MLA: a full copy).
         s.config.kv_transfer.bytes_per_token = per_rank * decode.layout.attn_tp();
@@ -685,20 +699,23 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
         source = std::make_unique<VectorRequestSource>(s_.trace_requests);
     ServingSimulator serving(sim, config, *source);
 
-    auto requests_csv = out.open("requests.csv");
-    requests_csv << "id,session,turn,status,arrival_s,input_tokens,cached_tokens,output_tokens,generated_tokens,"
-                    "prefill_instance,decode_instance,ttft_ms,tpot_ms,e2e_s,kv_transfer_ms,preemptions,reason\n";
-    serving.on_request_done().subscribe([&](const RequestRecord& r) {
-        const bool done = r.status == RequestStatus::completed;
-        requests_csv << fmt::format(
-            "{},{},{},{},{:.6f},{},{},{},{},{},{},{:.4f},{:.4f},{:.6f},{:.4f},{},{}\n", r.request.id, r.request.session,
-            r.request.turn, done ? "completed" : "rejected", r.request.arrival.seconds(), r.request.input_tokens,
-            r.request.cached_tokens, r.request.output_tokens, r.generated,
-            r.prefill_instance >= 0 ? serving.instance_name(r.prefill_instance) : "",
-            r.decode_instance >= 0 ? serving.instance_name(r.decode_instance) : "", done ? r.ttft_s() * 1e3 : 0.0,
-            done ? r.tpot_s() * 1e3 : 0.0, r.e2e_s(), (r.transfer_end - r.transfer_start).ms(), r.preemptions,
-            r.reject_reason.empty() ? "" : "\"" + r.reject_reason + "\"");
-    });
+    std::ofstream requests_csv;
+    if (s_.requests_csv) {
+        requests_csv = out.open("requests.csv");
+        requests_csv << "id,session,turn,status,arrival_s,input_tokens,cached_tokens,output_tokens,generated_tokens,"
+                        "prefill_instance,decode_instance,ttft_ms,tpot_ms,e2e_s,kv_transfer_ms,preemptions,reason\n";
+        serving.on_request_done().subscribe([&](const RequestRecord& r) {
+            const bool done = r.status == RequestStatus::completed;
+            requests_csv << fmt::format(
+                "{},{},{},{},{:.6f},{},{},{},{},{},{},{:.4f},{:.4f},{:.6f},{:.4f},{},{}\n", r.request.id,
+                r.request.session, r.request.turn, done ? "completed" : "rejected", r.request.arrival.seconds(),
+                r.request.input_tokens, r.request.cached_tokens, r.request.output_tokens, r.generated,
+                r.prefill_instance >= 0 ? serving.instance_name(r.prefill_instance) : "",
+                r.decode_instance >= 0 ? serving.instance_name(r.decode_instance) : "", done ? r.ttft_s() * 1e3 : 0.0,
+                done ? r.tpot_s() * 1e3 : 0.0, r.e2e_s(), (r.transfer_end - r.transfer_start).ms(), r.preemptions,
+                r.reject_reason.empty() ? "" : "\"" + r.reject_reason + "\"");
+        });
+    }
     std::ofstream iterations_csv;
     if (s_.iterations_csv) {
         iterations_csv = out.open("iterations.csv");
@@ -752,7 +769,7 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     serving.start();
     sim.run();
     const ServingSummary m = serving.summary();
-    if (m.completed + m.rejected != m.arrived || serving.in_system() != 0)
+    if (!m.overloaded && (m.completed + m.rejected != m.arrived || serving.in_system() != 0))
         throw std::logic_error(fmt::format("the serving run ended with {} of {} requests unaccounted for",
                                            m.arrived - m.completed - m.rejected, m.arrived));
 
@@ -760,7 +777,7 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     j["kind"] = "serving";
     j["model"] = s_.model.name;
     j["gpu"] = s_.kernels->profile().spec.name;
-    j["mode"] = s_.pools.size() == 1 ? "colocated" : "disaggregated";
+    j["mode"] = s_.mode;
     j["algorithm"] = std::string("serving_") + j["mode"].get<std::string>();
     j["ttft_ms_p50"] = m.ttft_ms_p50;
     j["ttft_ms_p90"] = m.ttft_ms_p90;
@@ -785,6 +802,7 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     j["preemptions"] = m.preemptions;
     j["output_tokens"] = m.emitted_output_tokens;
     j["simulated_s"] = m.end.seconds();
+    j["overloaded"] = m.overloaded;
     j["rate_window_s"] = {m.window_start.seconds(), m.window_end.seconds()};
     j["mean_requests_in_system"] = m.mean_requests_in_system;
     j["mean_time_in_system_s"] = m.mean_time_in_system_s;
@@ -826,7 +844,7 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
                                                    {"end to end", "s", serving.e2e_samples_s()}},
                                                   fmt::format("{} on {}, seed {}", s_.model.name,
                                                               j["gpu"].get<std::string>(), options.seed)));
-    requests_csv.close();
+    if (requests_csv.is_open()) requests_csv.close();
     if (iterations_csv.is_open()) iterations_csv.close();
     if (trace) trace->finish();
     return j;

@@ -54,10 +54,16 @@ ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, Request
     const bool colocated = pools.size() == 1 && pools[0].role == InstanceRole::colocated;
     const bool disaggregated =
         pools.size() == 2 && pools[0].role == InstanceRole::prefill && pools[1].role == InstanceRole::decode;
-    if (!colocated && !disaggregated)
-        throw std::invalid_argument("a deployment is one colocated pool, or a prefill pool followed by a decode pool");
-    if (disaggregated && !(config_.kv_transfer.bandwidth > Bandwidth{}))
+    prefill_only_ = pools.size() == 1 && pools[0].role == InstanceRole::prefill;
+    decode_only_ = pools.size() == 1 && pools[0].role == InstanceRole::decode;
+    if (!colocated && !disaggregated && !prefill_only_ && !decode_only_)
+        throw std::invalid_argument(
+            "a deployment is one colocated pool, a prefill pool followed by a decode pool, or one prefill or one "
+            "decode pool alone");
+    if ((disaggregated || decode_only_) && !(config_.kv_transfer.bandwidth > Bandwidth{}))
         throw std::invalid_argument("a disaggregated deployment needs a positive KV transfer bandwidth");
+    if ((prefill_only_ || decode_only_) && config_.sessions)
+        throw std::invalid_argument("sessions need the whole deployment, not one pool of it alone");
     if (config_.speculative.depth < 0 || config_.speculative.acceptance < 0 || config_.speculative.acceptance > 1)
         throw std::invalid_argument("speculative decoding needs depth >= 0 and an acceptance rate in [0, 1]");
     for (const auto& p : pools) {
@@ -130,6 +136,11 @@ void ServingSimulator::change_in_system(int delta) {
     in_system_since_ = sim_.now();
     in_system_ += delta;
     counters_.in_system = static_cast<double>(in_system_);
+    if (config_.max_in_system > 0 && in_system_ > config_.max_in_system && !overloaded_) {
+        overloaded_ = true;
+        end_ = std::max(end_, sim_.now());
+        sim_.stop();
+    }
 }
 
 void ServingSimulator::set_used_blocks(Instance& inst, std::int64_t used) {
@@ -241,6 +252,10 @@ void ServingSimulator::arrive(Request request) {
         }
     }
     const int target = route(0, request);
+    if (decode_only_) {
+        arrive_for_decode(request, target);
+        return;
+    }
     // A follow-up whose conversation is cached per instance hits only what its instance holds.
     if (config_.sessions && config_.sessions->per_instance_cache && request.turn > 0)
         request.cached_tokens = std::min(request.cached_tokens, session_tokens_on(target, request.session));
@@ -252,6 +267,30 @@ void ServingSimulator::arrive(Request request) {
     ++inst.assigned;
     inst.waiting.push_back(slot);
     schedule(target);
+}
+
+// A decode pool alone: the request arrives with its first token made by a prefill instance outside
+// the simulation, so it counts as emitted at arrival; its prompt's KV then moves in as in a whole
+// disaggregated deployment.
+void ServingSimulator::arrive_for_decode(const Request& request, int target) {
+    const int slot = new_slot(request);
+    Active& a = slots_[static_cast<std::size_t>(slot)];
+    a.instance = target;
+    a.decode_instance = target;
+    a.prefilled = a.target;
+    a.prefill_counted = true;
+    a.first_token = sim_.now();
+    a.generated = 1;
+    ++emitted_output_;
+    counters_.output_tokens_total += 1;
+    Instance& inst = instances_[static_cast<std::size_t>(target)];
+    ++inst.assigned;
+    if (request.output_tokens <= 1) {  // nothing left to decode
+        finish(slot);
+        return;
+    }
+    inst.incoming.push_back(slot);
+    start_transfers(target);
 }
 
 void ServingSimulator::reject(const Request& request, const std::string& why) {
@@ -457,7 +496,7 @@ void ServingSimulator::iteration_done(int index) {
         if (a.generated == a.request.output_tokens)
             finished.push_back(e.slot);
         else if (inst.role == InstanceRole::prefill)
-            handed_off.push_back(e.slot);
+            (prefill_only_ ? finished : handed_off).push_back(e.slot);  // alone, a prefill pool's work ends here
     }
     if (inst.role != InstanceRole::prefill)
         counters_.decode_request_seconds += static_cast<double>(record.decode_requests) * record.duration.seconds();
@@ -486,7 +525,8 @@ void ServingSimulator::finish(int slot) {
     a.blocks = 0;
     --inst.assigned;
     ++completed_;
-    requested_output_ += a.request.output_tokens;
+    // A prefill pool alone is asked for the first token only.
+    requested_output_ += prefill_only_ ? std::min<std::int64_t>(1, a.request.output_tokens) : a.request.output_tokens;
     RequestRecord r;
     r.request = a.request;
     r.first_token = a.first_token;
@@ -546,10 +586,12 @@ void ServingSimulator::start_transfers(int index) {
 
 void ServingSimulator::transfer_done(int slot) {
     Active& a = slots_[static_cast<std::size_t>(slot)];
-    const int prefill_index = a.instance;
-    Instance& prefill = instances_[static_cast<std::size_t>(prefill_index)];
-    set_used_blocks(prefill, prefill.used_blocks - a.blocks);
-    --prefill.assigned;
+    const int prefill_index = decode_only_ ? -1 : a.instance;  // alone, the decode pool's senders are not simulated
+    if (prefill_index >= 0) {
+        Instance& prefill = instances_[static_cast<std::size_t>(prefill_index)];
+        set_used_blocks(prefill, prefill.used_blocks - a.blocks);
+        --prefill.assigned;
+    }
     Instance& decode = instances_[static_cast<std::size_t>(a.decode_instance)];
     a.instance = a.decode_instance;
     a.blocks = a.decode_blocks;
@@ -557,7 +599,7 @@ void ServingSimulator::transfer_done(int slot) {
     a.prefilled = a.target;
     decode.waiting.push_back(slot);
     schedule(a.decode_instance);
-    schedule(prefill_index);
+    if (prefill_index >= 0) schedule(prefill_index);
 }
 
 ServingSummary ServingSimulator::summary() const {
@@ -569,6 +611,7 @@ ServingSummary ServingSimulator::summary() const {
     s.requested_output_tokens = requested_output_;
     s.emitted_output_tokens = emitted_output_;
     s.end = end_;
+    s.overloaded = overloaded_;
     s.ttft_ms_p50 = percentile(ttft_s_, 50) * 1e3;
     s.ttft_ms_p90 = percentile(ttft_s_, 90) * 1e3;
     s.ttft_ms_p99 = percentile(ttft_s_, 99) * 1e3;
@@ -605,8 +648,8 @@ ServingSummary ServingSimulator::summary() const {
         const double input = to.input_tokens_prefilled - from.input_tokens_prefilled;
         const double decode = to.output_tokens_decode - from.output_tokens_decode;
         const double output = to.output_tokens_total - from.output_tokens_total;
-        s.input_tokens_per_s_per_node_prefill = input / window / s.prefill_nodes;
-        s.output_tokens_per_s_per_node_decode = decode / window / s.decode_nodes;
+        s.input_tokens_per_s_per_node_prefill = s.prefill_nodes > 0 ? input / window / s.prefill_nodes : 0.0;
+        s.output_tokens_per_s_per_node_decode = s.decode_nodes > 0 ? decode / window / s.decode_nodes : 0.0;
         s.in_system_growth_per_s = (to.in_system - from.in_system) / window;
         const double decoding = to.decode_request_seconds - from.decode_request_seconds;
         s.output_tokens_per_s_per_decoding_request = decoding > 0 ? decode / decoding : 0.0;

@@ -70,7 +70,11 @@ struct SpeculativeSpec {
 };
 
 struct ServingConfig {
-    std::vector<PoolSpec> pools;  // one colocated pool, or a prefill pool then a decode pool
+    // One colocated pool, or a prefill pool then a decode pool; or one pool of a disaggregated
+    // deployment alone (capacity planning sizes each pool on its own): a prefill pool alone ends a
+    // request at its first token; a decode pool alone receives requests whose first token was made
+    // elsewhere at their arrival time, and moves their prompt's KV in before decoding.
+    std::vector<PoolSpec> pools;
     KvTransferSpec kv_transfer;
     SpeculativeSpec speculative;
     Time ttft_slo = Time::max();
@@ -78,6 +82,9 @@ struct ServingConfig {
     Time warmup;                          // requests arriving earlier are left out of the statistics
     std::optional<SessionSpec> sessions;  // multi-turn sessions (off when absent)
     int gpus_per_node = 8;
+    // Capacity searches: the run stops as soon as more requests than this are in the system (0: never),
+    // and the summary says it was overloaded.
+    std::int64_t max_in_system = 0;
 };
 
 enum class RequestStatus { completed, rejected };
@@ -159,6 +166,7 @@ struct ServingSummary {
     double prefill_nodes = 0;
     double decode_nodes = 0;
     int gpus = 0;
+    bool overloaded = false;  // stopped early: more requests in the system than ServingConfig::max_in_system
 };
 
 class ServingSimulator {
@@ -246,6 +254,7 @@ private:
     bool reserve_decode_blocks(Instance& inst, int slot, std::size_t position);
     void preempt(Instance& inst, int slot);
     void finish(int slot);
+    void arrive_for_decode(const Request& request, int target);
     void reject(const Request& request, const std::string& why);
     void hand_off(int slot);
     void start_transfers(int decode_instance);
@@ -258,6 +267,9 @@ private:
 
     Simulator& sim_;
     ServingConfig config_;
+    bool prefill_only_ = false;  // a prefill pool alone: requests leave with their first token
+    bool decode_only_ = false;
+    bool overloaded_ = false;  // a decode pool alone: requests arrive with their first token and KV elsewhere
     RequestSource& source_;
     RngStream speculative_rng_;
     RngStream session_rng_;

@@ -374,3 +374,65 @@ TEST_CASE("with per-instance session caches a KV-aware router sends follow-ups b
     for (const auto& rec : kv.records) kv_ttft += rec.ttft_s();
     CHECK(kv_ttft < rr_ttft);
 }
+
+TEST_CASE("a prefill pool alone ends each request at its first token, and matches the whole deployment's TTFT") {
+    ServingConfig alone;
+    alone.pools.push_back(disaggregated(30'000).pools[0]);
+    const auto a = run(alone, workload(10, 500), 2);
+    const auto whole = run(disaggregated(30'000), workload(10, 500), 2);
+    REQUIRE(a.summary.completed == 500);
+    CHECK(a.left_in_system == 0);
+    for (const auto& rec : a.records) {
+        CHECK(rec.generated == 1);
+        CHECK(rec.decode_instance == -1);
+    }
+    // The prefill instance sees the same requests in both runs: the first tokens come at the same times.
+    std::map<std::int64_t, Time> first;
+    for (const auto& rec : whole.records) first[rec.request.id] = rec.first_token;
+    for (const auto& rec : a.records) CHECK(rec.first_token == first.at(rec.request.id));
+    CHECK(a.summary.output_tokens_per_s_per_node_decode == 0);
+    CHECK(a.summary.input_tokens_per_s_per_node_prefill > 0);
+}
+
+TEST_CASE("a decode pool alone receives requests with their first token and KV, and produces the rest once") {
+    ServingConfig alone = disaggregated(30'000);
+    alone.pools.erase(alone.pools.begin());
+    const auto r = run(alone, workload(10, 500), 3);
+    REQUIRE(r.summary.completed == 500);
+    CHECK(r.left_in_system == 0);
+    std::int64_t requested = 0, emitted_in_iterations = 0;
+    for (const auto& rec : r.records) {
+        CHECK(rec.generated == rec.request.output_tokens);
+        requested += rec.request.output_tokens;
+    }
+    for (const auto& it : r.iterations) emitted_in_iterations += it.tokens_emitted;
+    // The first tokens were made by prefill outside the simulation; each other token once.
+    CHECK(emitted_in_iterations == requested - 500);
+    CHECK(r.summary.emitted_output_tokens == requested);
+    std::int64_t transfers = 0;
+    for (const auto& rec : r.records) {
+        CHECK(rec.first_token == rec.request.arrival);
+        CHECK(rec.prefill_instance == -1);
+        if (rec.request.output_tokens > 1) {
+            ++transfers;
+            CHECK(rec.transfer_start >= rec.request.arrival);
+            CHECK(rec.transfer_end > rec.transfer_start);
+        }
+    }
+    CHECK(transfers > 0);
+    CHECK(r.worst_kv_excess <= 0);
+    CHECK(r.summary.input_tokens_per_s_per_node_prefill == 0);
+}
+
+TEST_CASE("a run stops early, reported overloaded, once too many requests are in the system") {
+    ServingConfig c = colocated(1, 200'000);
+    c.max_in_system = 20;
+    auto w = workload(400, 2000);  // far beyond what one instance serves
+    const auto r = run(c, w, 1);
+    CHECK(r.summary.overloaded);
+    CHECK(r.summary.arrived < 2000);
+    CHECK(r.left_in_system == 21);
+    c.max_in_system = 0;
+    w = workload(10, 100);
+    CHECK_FALSE(run(c, w, 1).summary.overloaded);
+}

@@ -1,0 +1,793 @@
+// Serving capacity search (see serving_plan.hpp).
+#include "sim/planning/serving_plan.hpp"
+
+#include "sim/input/yaml_reader.hpp"
+#include "sim/planning/progress_meter.hpp"
+#include "sim/planning/serving_plan_report.hpp"
+#include "sim/scenario/run_output.hpp"
+#include "sim/scenario/scenario.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace clustersim {
+namespace fs = std::filesystem;
+
+const char* to_string(PoolKind kind) {
+    switch (kind) {
+        case PoolKind::prefill:
+            return "prefill";
+        case PoolKind::decode:
+            return "decode";
+        case PoolKind::colocated:
+            break;
+    }
+    return "colocated";
+}
+
+namespace {
+
+SourceLocation location_of(const std::string& file, const YAML::Node& n) {
+    const YAML::Mark m = n.Mark();
+    return m.is_null() ? SourceLocation{file, 0, 0} : SourceLocation{file, m.line + 1, m.column + 1};
+}
+
+// A time as the scenario loader reads it.
+std::string time_text(Time t) {
+    return fmt::format("{:.9g}s", t.seconds());
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+PoolSearchSpec read_pool_search(MapReader& root, PoolKind kind, Diagnostics& diagnostics, const std::string& file) {
+    PoolSearchSpec spec;
+    spec.kind = kind;
+    MapReader pool = root.child(to_string(kind),
+                                "the pool's settings to try: `set` (keys every candidate gets) and `grid` (lists of "
+                                "values of the pool's keys, combined as a cartesian product)",
+                                false);
+    spec.set = pool.child("set", "pool keys every candidate gets (as in the scenario's deployment)", false).node();
+    const YAML::Node grid =
+        pool.child("grid", "lists of values of pool keys (layout, token_budget, max_batch, ...)", false).node();
+    pool.finish();
+    const std::string prefix = std::string(to_string(kind)) + ".";
+    if (spec.set.IsDefined() && !spec.set.IsNull() && !spec.set.IsMap())
+        diagnostics.error(location_of(file, spec.set), prefix + "set", "expected a mapping of pool keys");
+    if (grid.IsDefined() && !grid.IsNull()) {
+        if (!grid.IsMap()) {
+            diagnostics.error(location_of(file, grid), prefix + "grid", "expected a mapping of pool keys to lists");
+        } else {
+            for (const auto& item : grid) {
+                const std::string key = item.first.as<std::string>();
+                if (key == "instances") {
+                    diagnostics.error(location_of(file, item.first), prefix + "grid.instances",
+                                      "instance counts are what the search finds; see `instances` at the top level");
+                    continue;
+                }
+                if (!item.second.IsSequence() || item.second.size() == 0) {
+                    diagnostics.error(location_of(file, item.second), prefix + "grid." + key,
+                                      "expected a non-empty list of values to try");
+                    continue;
+                }
+                spec.grid.emplace_back(key, item.second);
+            }
+        }
+    }
+    return spec;
+}
+
+}  // namespace
+
+ServingPlanSpec read_serving_plan(const fs::path& file) {
+    Diagnostics diagnostics;
+    auto doc = YamlDocument::load_file(file.string(), diagnostics);
+    diagnostics.throw_if_any();
+    Diagnostics& d = doc->diagnostics();
+    MapReader root = MapReader::root(doc);
+    ServingPlanSpec spec;
+    spec.file = file;
+    root.choice("kind", {"serving_plan"}, std::nullopt, "serving_plan");
+    spec.name = root.optional<std::string>("name", file.stem().string(), "a short name (the output folder's)");
+    if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name == "." ||
+        spec.name == "..")
+        root.error("name",
+                   fmt::format("\"{}\" cannot name the output folder; expected a name without slashes", spec.name));
+    spec.description = root.optional<std::string>("description", "", "what the search asks");
+    const std::string base = root.required<std::string>("base", "the base serving scenario, relative to the plan file");
+    if (!base.empty()) {
+        const fs::path p(base);
+        spec.base = p.is_absolute() ? p : (file.parent_path() / p).lexically_normal();
+        std::error_code ec;
+        if (!fs::is_regular_file(spec.base, ec))
+            root.error("base",
+                       fmt::format("the base scenario \"{}\" is not a file (looked for {})", base, spec.base.string()));
+    }
+    spec.seed = root.maybe<std::uint64_t>("seed", "random seed of every run (default: the base scenario's)");
+
+    MapReader load = root.child("load", "the load to serve");
+    spec.rate_per_s = load.required<double>("rate_per_s", "requests per second, Poisson, with the base's lengths",
+                                            positive<double>());
+    load.finish();
+
+    MapReader slo = root.child("slo", "the latency objectives every plan must meet");
+    spec.ttft_slo = slo.maybe<Time>("ttft", "time to first token", positive<Time>());
+    spec.tpot_slo = slo.maybe<Time>("tpot", "time per output token", positive<Time>());
+    spec.percentile = slo.optional<int>("percentile", 90, "the percentile the objectives bind (50, 90 or 99)");
+    if (spec.percentile != 50 && spec.percentile != 90 && spec.percentile != 99)
+        slo.error("percentile", fmt::format("expected 50, 90 or 99; found {}", spec.percentile));
+    if (!spec.ttft_slo && !spec.tpot_slo) slo.error_here("give ttft, tpot or both");
+    slo.finish();
+
+    MapReader sim = root.child("simulate", "how long each run lasts", false);
+    spec.duration =
+        sim.optional<Time>("duration", Time::from_seconds(90), "arrivals of one pool run", positive<Time>());
+    spec.warmup = sim.optional<Time>("warmup", Time::from_seconds(30),
+                                     "requests arriving earlier are left out of the statistics");
+    spec.max_duration =
+        sim.optional<Time>("max_duration", spec.duration * 4,
+                           "a run whose queue still grows is repeated twice as long (warm-up too) up to this duration");
+    spec.growth_tolerance = sim.optional<double>(
+        "growth_tolerance", 0.02, "stable: requests in the system grow by less than this share of the arrival rate",
+        in_range(0.0, 1.0));
+    if (!(spec.warmup < spec.duration)) sim.error("warmup", "the warm-up must be shorter than the duration");
+    if (spec.max_duration < spec.duration) sim.error("max_duration", "max_duration must be at least the duration");
+    sim.finish();
+
+    MapReader instances = root.child("instances", "instance counts the search may use", false);
+    spec.max_instances = instances.optional<int>("max", 1024, "the most instances of one pool", in_range(1, 1'000'000));
+    spec.extra_instances = instances.optional<int>(
+        "extra", 2, "counts above the fewest that meet the objectives also become plans (faster per user)",
+        in_range(0, 64));
+    instances.finish();
+    spec.verify = root.optional<int>("verify", 3,
+                                     "best plans simulated as whole deployments, until one meets the "
+                                     "objectives",
+                                     in_range(1, 100));
+
+    const bool prefill = root.has("prefill"), decode = root.has("decode");
+    spec.prefill = read_pool_search(root, PoolKind::prefill, d, file.string());
+    spec.decode = read_pool_search(root, PoolKind::decode, d, file.string());
+    spec.colocated_pool = read_pool_search(root, PoolKind::colocated, d, file.string());
+    spec.disaggregated = prefill || decode;
+    spec.colocated = root.has("colocated");
+    if (prefill != decode)
+        root.error(prefill ? "prefill" : "decode", "a disaggregated search needs both `prefill` and `decode`");
+    if (!spec.disaggregated && !spec.colocated)
+        root.error_here("give `prefill` and `decode` (disaggregated plans), `colocated`, or all three");
+    root.finish();
+    d.throw_if_any();
+
+    // The base must be a serving scenario with a synthetic workload whose rate the search can set.
+    const YAML::Node base_tree = YAML::LoadFile(spec.base.string());
+    const auto base_error = [&](const std::string& message) {
+        Diagnostics problems;
+        problems.error(location_of(file.string(), root.node()["base"]), "base", message);
+        problems.throw_if_any();
+    };
+    if (!base_tree["kind"] || base_tree["kind"].as<std::string>() != "serving")
+        base_error(fmt::format("{} is not a serving scenario (kind: serving)", spec.base.string()));
+    if (!base_tree["workload"] || !base_tree["workload"]["kind"] ||
+        base_tree["workload"]["kind"].as<std::string>() != "synthetic")
+        base_error(fmt::format("{}: the search sets the arrival rate, so the base's workload must be synthetic",
+                               spec.base.string()));
+    if (base_tree["load"])
+        base_error(
+            fmt::format("{}: a base with a load search (`load:`) cannot be planned; remove it", spec.base.string()));
+    if (base_tree["workload"]["sessions"])
+        base_error(fmt::format("{}: multi-turn sessions need the whole deployment; pools cannot be sized alone",
+                               spec.base.string()));
+    return spec;
+}
+
+namespace {
+
+// What the search shares: the base scenario and the plan.
+class Planner {
+public:
+    Planner(const ServingPlanSpec& spec, const PlanOptions& options)
+        : spec_(spec), options_(options), base_(YAML::LoadFile(spec.base.string())) {
+        absolutize(base_, spec.base.parent_path());
+    }
+
+    std::vector<PoolCandidate> candidates(const PoolSearchSpec& search) const;
+    // The capacity search of one candidate: its runs, in the order they were made.
+    std::vector<PoolRun> size_pool(PoolCandidate& candidate) const;
+    // A plan as a whole deployment: the scenario's YAML text.
+    std::string deployment_text(const ServingPlanResult& result, const ServingPlanRow& row) const;
+    // Whether a run's summary meets the objectives for what the pool does; the verdict says why not.
+    std::pair<bool, std::string> judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate) const;
+    std::pair<bool, std::string> judge_deployment(const nlohmann::ordered_json& summary) const;
+
+private:
+    // Scenario files a relative path names from the base's folder become absolute, so that the
+    // scenarios the search writes elsewhere (best.yaml) load the same files.
+    static void absolutize(YAML::Node node, const fs::path& dir);
+    YAML::Node pool_settings(const PoolSearchSpec& search) const;
+    YAML::Node scenario(const std::string& mode, const std::vector<std::pair<const PoolCandidate*, int>>& pools,
+                        double rate, Time duration, Time warmup, bool outputs, int split = 1) const;
+    std::optional<PoolRun> run_pool(PoolCandidate& candidate, int instances) const;
+    std::optional<double> mean_output_tokens() const;
+    std::int64_t overload_guard(PoolKind kind, double rate) const;
+
+    const ServingPlanSpec& spec_;
+    const PlanOptions& options_;
+    YAML::Node base_;
+};
+
+void Planner::absolutize(YAML::Node node, const fs::path& dir) {
+    if (!node.IsMap()) {
+        if (node.IsSequence())
+            for (auto item : node) absolutize(item, dir);
+        return;
+    }
+    for (auto item : node) {
+        const std::string key = item.first.as<std::string>();
+        YAML::Node value = item.second;
+        if ((key == "file" || key == "model") && value.IsScalar()) {
+            const fs::path p(value.as<std::string>());
+            std::error_code ec;
+            if (p.is_relative() && fs::is_regular_file(dir / p, ec))
+                value = fs::absolute(dir / p).lexically_normal().string();
+        } else {
+            absolutize(value, dir);
+        }
+    }
+}
+
+// The base's pool of the same role, or else its first pool: what a candidate's settings start from.
+YAML::Node Planner::pool_settings(const PoolSearchSpec& search) const {
+    const YAML::Node deployment = base_["deployment"];
+    YAML::Node from;
+    if (deployment[to_string(search.kind)]) {
+        from = deployment[to_string(search.kind)];
+    } else {
+        for (const char* name : {"colocated", "prefill", "decode"})
+            if (deployment[name]) {
+                from = deployment[name];
+                break;
+            }
+    }
+    YAML::Node settings = from ? YAML::Clone(from) : YAML::Node(YAML::NodeType::Map);
+    settings.remove("instances");
+    if (search.set.IsMap())
+        for (const auto& item : search.set) settings[item.first.as<std::string>()] = YAML::Clone(item.second);
+    return settings;
+}
+
+std::vector<PoolCandidate> Planner::candidates(const PoolSearchSpec& search) const {
+    std::vector<PoolCandidate> out;
+    std::size_t total = 1;
+    for (const auto& [key, values] : search.grid) total *= values.size();
+    const YAML::Node start = pool_settings(search);
+    for (std::size_t i = 0; i < total; ++i) {
+        PoolCandidate c;
+        c.kind = search.kind;
+        c.index = static_cast<int>(i);
+        c.settings = YAML::Clone(start);
+        // The first key varies slowest.
+        std::size_t rest = i, stride = total;
+        for (const auto& [key, values] : search.grid) {
+            stride /= values.size();
+            const YAML::Node value = values[rest / stride];
+            rest %= stride;
+            c.settings[key] = YAML::Clone(value);
+            YAML::Emitter e;
+            e.SetMapFormat(YAML::Flow);
+            e.SetSeqFormat(YAML::Flow);
+            e << value;
+            c.description += fmt::format("{}{}={}", c.description.empty() ? "" : ", ", key, e.c_str());
+        }
+        if (c.description.empty()) c.description = "the base's settings";
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+YAML::Node Planner::scenario(const std::string& mode, const std::vector<std::pair<const PoolCandidate*, int>>& pools,
+                             double rate, Time duration, Time warmup, bool outputs, int split) const {
+    YAML::Node tree = YAML::Clone(base_);
+    const YAML::Node old = base_["deployment"];
+    YAML::Node deployment(YAML::NodeType::Map);
+    deployment["mode"] = mode;
+    for (const auto& [candidate, instances] : pools) {
+        YAML::Node pool = YAML::Clone(candidate->settings);
+        pool["instances"] = instances;
+        deployment[to_string(candidate->kind)] = pool;
+    }
+    if (old["kv_transfer"] && (mode == "disaggregated" || mode == "decode_only"))
+        deployment["kv_transfer"] = YAML::Clone(old["kv_transfer"]);
+    if (old["speculative"]) deployment["speculative"] = YAML::Clone(old["speculative"]);
+    tree["deployment"] = deployment;
+    YAML::Node workload = tree["workload"];
+    workload["arrival"]["rate_per_s"] = rate;
+    if (split > 1) {
+        // Every `split`-th arrival of a renewal stream (a round-robin router's share) is a renewal
+        // stream whose inter-arrival times are sums of `split` of the original: the coefficient of
+        // variation falls by sqrt(split) (Poisson becomes Erlang). A least-loaded router balances at
+        // least as well, so the instance is sized on the safe side.
+        const YAML::Node cv = base_["workload"]["arrival"]["cv"];
+        const double base_cv = cv ? cv.as<double>() : 1.0;
+        workload["arrival"]["process"] = "gamma";
+        workload["arrival"]["cv"] = base_cv / std::sqrt(static_cast<double>(split));
+    }
+    workload.remove("requests");
+    workload["duration"] = time_text(duration);
+    tree["warmup"] = time_text(warmup);
+    YAML::Node slo(YAML::NodeType::Map);
+    if (spec_.ttft_slo) slo["ttft"] = time_text(*spec_.ttft_slo);
+    if (spec_.tpot_slo) slo["tpot"] = time_text(*spec_.tpot_slo);
+    tree["slo"] = slo;
+    tree.remove("iterations_csv");
+    tree.remove("requests_csv");
+    if (!outputs) {
+        tree["iterations_csv"] = false;
+        tree["requests_csv"] = false;
+    }
+    if (spec_.seed) tree["seed"] = *spec_.seed;
+    return tree;
+}
+
+// The mean of the base's output lengths, where its distribution says it simply (clipping ignored,
+// which only raises the mean, and so the guard below).
+std::optional<double> Planner::mean_output_tokens() const {
+    const YAML::Node d = base_["workload"]["output_tokens"];
+    if (!d || !d.IsMap() || !d["distribution"]) return std::nullopt;
+    const std::string kind = d["distribution"].as<std::string>();
+    if (kind == "fixed" && d["value"]) return d["value"].as<double>();
+    if (kind == "uniform" && d["min"] && d["max"]) return (d["min"].as<double>() + d["max"].as<double>()) / 2;
+    if (kind == "lognormal" && d["median"]) {
+        const double sigma = d["sigma"] ? d["sigma"].as<double>() : 1.0;
+        return d["median"].as<double>() * std::exp(sigma * sigma / 2);
+    }
+    return std::nullopt;
+}
+
+// Little's law: a pool meeting the objectives holds about rate x (time a request may take) requests.
+// A run holding four times that (plus 100) cannot meet them and stops early, reported overloaded;
+// without the objectives or the mean output length that bound needs, runs are never stopped.
+std::int64_t Planner::overload_guard(PoolKind kind, double rate) const {
+    const std::optional<double> out = mean_output_tokens();
+    double allowed = 0;
+    if (kind == PoolKind::prefill) {
+        if (!spec_.ttft_slo) return 0;
+        allowed = spec_.ttft_slo->seconds();
+    } else {
+        if (!out || !spec_.tpot_slo || (kind == PoolKind::colocated && !spec_.ttft_slo)) return 0;
+        allowed = *out * spec_.tpot_slo->seconds() + (kind == PoolKind::colocated ? spec_.ttft_slo->seconds() : 0.0);
+    }
+    return static_cast<std::int64_t>(std::ceil(4 * rate * allowed)) + 100;
+}
+
+std::string yaml_text(const YAML::Node& tree) {
+    YAML::Emitter e;
+    e << tree;
+    return std::string(e.c_str()) + "\n";
+}
+
+double metric(const nlohmann::ordered_json& summary, const std::string& key) {
+    const auto it = summary.find(key);
+    return it != summary.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+std::string percentile_key(const char* what, int percentile) {
+    return fmt::format("{}_p{}", what, percentile);
+}
+
+std::pair<bool, std::string> Planner::judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate) const {
+    std::vector<std::string> misses;
+    const int p = spec_.percentile;
+    if (metric(summary, "rejected_requests") > 0)
+        misses.push_back(
+            fmt::format("rejects {:.0f} requests (KV cache too small)", metric(summary, "rejected_requests")));
+    if (summary.value("overloaded", false))
+        misses.push_back(
+            fmt::format("overloaded: stopped at {:.0f} requests in the system, four times what meeting "
+                        "the objectives allows (Little's law)",
+                        metric(summary, "mean_requests_in_system")));
+    else if (metric(summary, "completed_requests") <= 0)
+        misses.push_back("completes no request");
+    const double growth = metric(summary, "in_system_growth_per_s");
+    if (growth > spec_.growth_tolerance * rate)
+        misses.push_back(fmt::format("unstable: its queue grows by {:.3g} requests/s", growth));
+    if (spec_.ttft_slo && kind != PoolKind::decode) {
+        const double ttft = metric(summary, percentile_key("ttft_ms", p).c_str());
+        if (ttft > spec_.ttft_slo->ms()) misses.push_back(fmt::format("TTFT p{} {:.4g} ms", p, ttft));
+    }
+    if (spec_.tpot_slo && kind != PoolKind::prefill) {
+        const double tpot = metric(summary, percentile_key("tpot_ms", p).c_str());
+        if (tpot > spec_.tpot_slo->ms()) misses.push_back(fmt::format("TPOT p{} {:.4g} ms", p, tpot));
+    }
+    if (misses.empty()) return {true, "meets"};
+    std::string verdict = "misses: ";
+    for (std::size_t i = 0; i < misses.size(); ++i) verdict += (i ? "; " : "") + misses[i];
+    return {false, verdict};
+}
+
+std::pair<bool, std::string> Planner::judge_deployment(const nlohmann::ordered_json& summary) const {
+    return judge(summary, PoolKind::colocated, spec_.rate_per_s);
+}
+
+// One instance of the candidate at rate / instances; a run whose queue still grows is repeated
+// twice as long up to max_duration. Nothing when the scenario rejects the candidate (recorded in it).
+std::optional<PoolRun> Planner::run_pool(PoolCandidate& candidate, int instances) const {
+    const char* mode = candidate.kind == PoolKind::prefill  ? "prefill_only"
+                       : candidate.kind == PoolKind::decode ? "decode_only"
+                                                            : "colocated";
+    PoolRun run;
+    run.kind = candidate.kind;
+    run.candidate = candidate.index;
+    run.instances = instances;
+    run.rate_per_instance = spec_.rate_per_s / instances;
+    Time duration = spec_.duration, warmup = spec_.warmup;
+    static std::atomic<int> counter{0};
+    while (true) {
+        YAML::Node tree = scenario(mode, {{&candidate, 1}}, run.rate_per_instance, duration, warmup, false, instances);
+        if (const std::int64_t guard = overload_guard(candidate.kind, run.rate_per_instance); guard > 0)
+            tree["stop_when_in_system_exceeds"] = guard;
+        const std::string text = yaml_text(tree);
+        LoadedScenario loaded;
+        try {
+            loaded = load_scenario_text(text, spec_.base, std::nullopt);
+        } catch (const InputError& e) {
+            candidate.invalid = e.diagnostics().empty() ? "rejected by the scenario" : e.diagnostics().front().message;
+            if (!e.diagnostics().empty() && !e.diagnostics().front().key_path.empty())
+                candidate.invalid = e.diagnostics().front().key_path + ": " + candidate.invalid;
+            return std::nullopt;
+        }
+        RunOutput out(fs::temp_directory_path() / fmt::format("clustersim-plan-{}-{}", ::getpid(), counter++));
+        RunOptions run_options;
+        run_options.seed = loaded.seed;
+        run.summary = loaded.runner->run(run_options, out);
+        run.duration_s = duration.seconds();
+        candidate.gpus = static_cast<int>(metric(run.summary, "gpus"));
+        const double growth = metric(run.summary, "in_system_growth_per_s");
+        // Longer only when the queue grows a little: it may still be settling.
+        if (run.summary.value("overloaded", false) || growth <= spec_.growth_tolerance * run.rate_per_instance ||
+            growth > 0.25 * run.rate_per_instance || duration * 2 > spec_.max_duration)
+            break;
+        duration = duration * 2;
+        warmup = warmup * 2;
+    }
+    std::tie(run.meets, run.verdict) = judge(run.summary, candidate.kind, run.rate_per_instance);
+    return run;
+}
+
+std::vector<PoolRun> Planner::size_pool(PoolCandidate& candidate) const {
+    std::vector<PoolRun> runs;
+    std::map<int, bool> meets;
+    auto measure = [&](int n) {
+        if (const auto it = meets.find(n); it != meets.end()) return std::optional<bool>(it->second);
+        std::optional<PoolRun> run = run_pool(candidate, n);
+        if (!run) return std::optional<bool>();
+        meets[n] = run->meets;
+        runs.push_back(std::move(*run));
+        return std::optional<bool>(runs.back().meets);
+    };
+    // Doubling until a count meets the objectives, then bisection below it.
+    int failing = 0, passing = 0;
+    for (int n = 1;; n = std::min(2 * n, spec_.max_instances)) {
+        const auto ok = measure(n);
+        if (!ok) return runs;  // the scenario rejects the candidate
+        if (*ok) {
+            passing = n;
+            break;
+        }
+        failing = n;
+        // Requests whose KV cannot fit in one instance are rejected whatever the count.
+        if (n == spec_.max_instances || metric(runs.back().summary, "rejected_requests") > 0) break;
+    }
+    if (passing == 0) {
+        const PoolRun& last = runs.back();
+        candidate.infeasible =
+            metric(last.summary, "rejected_requests") > 0
+                ? fmt::format("rejects requests whose KV cache does not fit in one instance ({:.0f} of {:.0f})",
+                              metric(last.summary, "rejected_requests"), metric(last.summary, "arrived_requests"))
+                : fmt::format("even {} instances (1/{} of the load each) {}", last.instances, last.instances,
+                              last.verdict.substr(std::string("misses: ").size()));
+        return runs;
+    }
+    while (passing - failing > 1) {
+        const int mid = failing + (passing - failing) / 2;
+        if (*measure(mid))
+            passing = mid;
+        else
+            failing = mid;
+    }
+    candidate.fewest = passing;
+    for (int n = passing + 1; n <= std::min(passing + spec_.extra_instances, spec_.max_instances); ++n) measure(n);
+    std::sort(runs.begin(), runs.end(), [](const PoolRun& a, const PoolRun& b) { return a.instances < b.instances; });
+    return runs;
+}
+
+std::string Planner::deployment_text(const ServingPlanResult& result, const ServingPlanRow& row) const {
+    std::vector<std::pair<const PoolCandidate*, int>> pools;
+    Time duration = spec_.duration, warmup = spec_.warmup;
+    const auto add = [&](const std::vector<PoolCandidate>& candidates, int candidate, int instances, std::size_t run) {
+        pools.emplace_back(&candidates[static_cast<std::size_t>(candidate)], instances);
+        // As long as the longest run of its pools needed to settle.
+        const double k = result.runs[run].duration_s / spec_.duration.seconds();
+        if (k > duration / spec_.duration) {
+            duration = spec_.duration * k;
+            warmup = spec_.warmup * k;
+        }
+    };
+    if (row.mode == "colocated") {
+        add(result.colocated, row.first_candidate, row.first_instances, row.first_run);
+    } else {
+        add(result.prefill, row.first_candidate, row.first_instances, row.first_run);
+        add(result.decode, row.second_candidate, row.second_instances, row.second_run);
+    }
+    YAML::Node tree = scenario(row.mode, pools, spec_.rate_per_s, duration, warmup, true);
+    tree["name"] = fmt::format("{}-plan-{}", spec_.name, row.plan);
+    tree["description"] = fmt::format("plan {} of the serving capacity search {} ({})", row.plan, spec_.name,
+                                      spec_.file.filename().string());
+    return yaml_text(tree);
+}
+
+// Plans from the pools' runs: every count of every feasible candidate (disaggregated: prefill x decode).
+std::vector<ServingPlanRow> make_rows(const ServingPlanSpec& spec, const ServingPlanResult& result) {
+    std::vector<ServingPlanRow> rows;
+    std::map<std::pair<int, int>, std::vector<std::size_t>> prefill, decode, colocated;  // (candidate) -> runs
+    for (std::size_t i = 0; i < result.runs.size(); ++i) {
+        const PoolRun& r = result.runs[i];
+        auto& by = r.kind == PoolKind::prefill ? prefill : r.kind == PoolKind::decode ? decode : colocated;
+        by[{r.candidate, 0}].push_back(i);
+    }
+    const int p = spec.percentile;
+    const auto input_rate = [](const PoolRun& r) {  // prompt tokens/s of the one instance
+        return metric(r.summary, "input_tokens_per_s_per_node_prefill") * metric(r.summary, "prefill_nodes");
+    };
+    const auto all_tokens = [](const PoolRun& r) {
+        return metric(r.summary, "tokens_per_s_per_gpu") * metric(r.summary, "gpus");
+    };
+    // Counts from the fewest that meet the objectives up (or every count run, for candidates that never meet them
+    // the plans would only be worse: left out).
+    const auto usable = [&](const std::vector<PoolCandidate>& candidates, const std::vector<std::size_t>& runs) {
+        std::vector<std::size_t> out;
+        for (std::size_t i : runs) {
+            const PoolRun& r = result.runs[i];
+            const auto& c = candidates[static_cast<std::size_t>(r.candidate)];
+            if (c.fewest && r.instances >= *c.fewest) out.push_back(i);
+        }
+        return out;
+    };
+    if (spec.disaggregated) {
+        for (const auto& [pk, pruns] : prefill)
+            for (std::size_t pi : usable(result.prefill, pruns))
+                for (const auto& [dk, druns] : decode)
+                    for (std::size_t di : usable(result.decode, druns)) {
+                        const PoolRun& a = result.runs[pi];
+                        const PoolRun& b = result.runs[di];
+                        ServingPlanRow row;
+                        row.mode = "disaggregated";
+                        row.first_candidate = a.candidate;
+                        row.first_instances = a.instances;
+                        row.first_run = pi;
+                        row.second_candidate = b.candidate;
+                        row.second_instances = b.instances;
+                        row.second_run = di;
+                        const int gp = result.prefill[static_cast<std::size_t>(a.candidate)].gpus;
+                        const int gd = result.decode[static_cast<std::size_t>(b.candidate)].gpus;
+                        row.gpus = a.instances * gp + b.instances * gd;
+                        row.ttft_ms = metric(a.summary, percentile_key("ttft_ms", p));
+                        row.tpot_ms = metric(b.summary, percentile_key("tpot_ms", p));
+                        row.tokens_per_s_per_user = metric(b.summary, "output_tokens_per_s_per_decoding_request");
+                        row.tokens_per_s_per_gpu =
+                            (a.instances * input_rate(a) + b.instances * all_tokens(b)) / row.gpus;
+                        row.meets = a.meets && b.meets;
+                        rows.push_back(row);
+                    }
+    }
+    if (spec.colocated) {
+        for (const auto& [ck, cruns] : colocated)
+            for (std::size_t ci : usable(result.colocated, cruns)) {
+                const PoolRun& a = result.runs[ci];
+                ServingPlanRow row;
+                row.mode = "colocated";
+                row.first_candidate = a.candidate;
+                row.first_instances = a.instances;
+                row.first_run = ci;
+                row.gpus = a.instances * result.colocated[static_cast<std::size_t>(a.candidate)].gpus;
+                row.ttft_ms = metric(a.summary, percentile_key("ttft_ms", p));
+                row.tpot_ms = metric(a.summary, percentile_key("tpot_ms", p));
+                row.tokens_per_s_per_user = metric(a.summary, "output_tokens_per_s_per_decoding_request");
+                row.tokens_per_s_per_gpu = metric(a.summary, "tokens_per_s_per_gpu");
+                row.meets = a.meets;
+                rows.push_back(row);
+            }
+    }
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i].plan = i;
+    // The front of tokens/s per GPU against tokens/s per user over the plans meeting the objectives.
+    for (auto& r : rows) {
+        if (!r.meets) continue;
+        r.on_front = std::none_of(rows.begin(), rows.end(), [&](const ServingPlanRow& o) {
+            return o.meets && o.tokens_per_s_per_gpu >= r.tokens_per_s_per_gpu &&
+                   o.tokens_per_s_per_user >= r.tokens_per_s_per_user &&
+                   (o.tokens_per_s_per_gpu > r.tokens_per_s_per_gpu ||
+                    o.tokens_per_s_per_user > r.tokens_per_s_per_user);
+        });
+    }
+    return rows;
+}
+
+}  // namespace
+
+ServingPlanResult search_serving_plan(const ServingPlanSpec& spec, const PlanOptions& options) {
+    const auto started = std::chrono::steady_clock::now();
+    const fs::path out_dir = options.out_dir.empty() ? fs::path("results/plans") / spec.name : options.out_dir;
+    Planner planner(spec, options);
+    ServingPlanResult result;
+    result.spec = spec;
+    if (spec.disaggregated) {
+        result.prefill = planner.candidates(spec.prefill);
+        result.decode = planner.candidates(spec.decode);
+    }
+    if (spec.colocated) result.colocated = planner.candidates(spec.colocated_pool);
+
+    // Every candidate's capacity search on worker threads; the runs are gathered in candidate order.
+    std::vector<PoolCandidate*> all;
+    for (auto* list : {&result.prefill, &result.decode, &result.colocated})
+        for (auto& c : *list) all.push_back(&c);
+    std::vector<std::vector<PoolRun>> runs(all.size());
+    std::vector<std::string> failures(all.size());
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t jobs =
+        std::min<std::size_t>(all.size(), options.jobs > 0 ? static_cast<std::size_t>(options.jobs) : cores);
+    ProgressMeter progress(stderr, options.progress, all.size(), "pool candidates");
+    std::mutex progress_mutex;
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> workers;
+    for (std::size_t w = 0; w < std::max<std::size_t>(jobs, 1); ++w)
+        workers.emplace_back([&] {
+            for (std::size_t i; (i = next++) < all.size();) {
+                try {
+                    runs[i] = planner.size_pool(*all[i]);
+                } catch (const std::exception& e) {
+                    failures[i] = e.what();
+                }
+                std::lock_guard lock(progress_mutex);
+                progress.advance();
+            }
+        });
+    for (auto& w : workers) w.join();
+    progress.finish();
+    for (std::size_t i = 0; i < all.size(); ++i)
+        if (!failures[i].empty())
+            throw std::runtime_error(fmt::format("{} candidate {} ({}): the run failed: {}", to_string(all[i]->kind),
+                                                 all[i]->index, all[i]->description, failures[i]));
+    for (auto& r : runs)
+        for (auto& run : r) result.runs.push_back(std::move(run));
+    result.rows = make_rows(spec, result);
+    result.search_seconds = seconds_since(started);
+
+    // Whole deployments of the best plans, fewest GPUs first, until one meets the objectives.
+    const auto verify_started = std::chrono::steady_clock::now();
+    std::vector<std::size_t> order;
+    for (const auto& r : result.rows)
+        if (r.meets) order.push_back(r.plan);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        const auto& x = result.rows[a];
+        const auto& y = result.rows[b];
+        if (x.gpus != y.gpus) return x.gpus < y.gpus;
+        if (x.tokens_per_s_per_user != y.tokens_per_s_per_user)
+            return x.tokens_per_s_per_user > y.tokens_per_s_per_user;
+        return a < b;
+    });
+    fs::create_directories(out_dir / "verify");
+    // After a plan fails as a whole deployment, the same plan with one more instance of the pool that
+    // missed (TTFT or a growing prefill queue: prefill; TPOT: decode) goes next, if the search made
+    // it; plans whose pools ran exactly like a failed plan's are skipped.
+    const auto find_row = [&](const ServingPlanRow& like, int first, int second) -> std::optional<std::size_t> {
+        for (const auto& r : result.rows)
+            if (r.meets && r.mode == like.mode && r.first_candidate == like.first_candidate &&
+                r.second_candidate == like.second_candidate && r.first_instances == first &&
+                r.second_instances == second)
+                return r.plan;
+        return std::nullopt;
+    };
+    const auto same_as = [&](const ServingPlanRow& a, const ServingPlanRow& b) {
+        return a.mode == b.mode && a.gpus == b.gpus && a.first_instances == b.first_instances &&
+               a.second_instances == b.second_instances && a.ttft_ms == b.ttft_ms && a.tpot_ms == b.tpot_ms &&
+               a.tokens_per_s_per_user == b.tokens_per_s_per_user;
+    };
+    std::vector<bool> tried(result.rows.size(), false);
+    std::optional<std::size_t> next_plan;
+    std::size_t cursor = 0;
+    while (result.verified.size() < static_cast<std::size_t>(spec.verify)) {
+        if (!next_plan) {
+            while (cursor < order.size() &&
+                   (tried[order[cursor]] ||
+                    std::any_of(result.verified.begin(), result.verified.end(), [&](const VerifiedPlan& v) {
+                        return same_as(result.rows[v.plan], result.rows[order[cursor]]);
+                    })))
+                ++cursor;
+            if (cursor == order.size()) break;
+            next_plan = order[cursor];
+        }
+        const ServingPlanRow& row = result.rows[*next_plan];
+        next_plan.reset();
+        tried[row.plan] = true;
+        VerifiedPlan v;
+        v.plan = row.plan;
+        v.scenario = out_dir / "verify" / fmt::format("plan-{}.yaml", row.plan);
+        v.run_dir = out_dir / "verify" / fmt::format("plan-{}", row.plan);
+        const std::string text = planner.deployment_text(result, row);
+        {
+            std::ofstream f(v.scenario);
+            f << text;
+        }
+        LoadedScenario loaded = load_scenario_text(text, v.scenario, std::nullopt);
+        RunOutput out(v.run_dir);
+        out.write_text("resolved.yaml", loaded.resolved_yaml);
+        RunOptions run_options;
+        run_options.seed = loaded.seed;
+        v.summary = loaded.runner->run(run_options, out);
+        out.commit();
+        std::tie(v.meets, v.verdict) = planner.judge_deployment(v.summary);
+        result.verified.push_back(v);
+        if (v.meets) {
+            result.best = row.plan;
+            std::ofstream best(out_dir / "best.yaml");
+            best << fmt::format(
+                "# The best plan of the serving capacity search {} ({}): plan {} of {}, the fewest GPUs\n"
+                "# meeting the objectives, checked as a whole deployment (verify/plan-{}/summary.json).\n"
+                "# `clustersim run` on this file gives the same metrics.\n",
+                spec.name, spec.file.string(), row.plan, result.rows.size(), row.plan);
+            best << text;
+            break;
+        }
+        const double ttft = metric(v.summary, percentile_key("ttft_ms", spec.percentile));
+        const double tpot = metric(v.summary, percentile_key("tpot_ms", spec.percentile));
+        const bool unstable = metric(v.summary, "in_system_growth_per_s") > spec.growth_tolerance * spec.rate_per_s;
+        const bool ttft_missed = spec.ttft_slo && ttft > spec.ttft_slo->ms();
+        const bool tpot_missed = spec.tpot_slo && tpot > spec.tpot_slo->ms();
+        bool first = ttft_missed || (unstable && ttft > 1.5 * row.ttft_ms);
+        bool second = row.mode == "disaggregated" && (tpot_missed || (unstable && !first));
+        if (row.mode == "colocated") first = first || tpot_missed || unstable;
+        if (first || second)
+            next_plan = find_row(row, row.first_instances + (first ? 1 : 0), row.second_instances + (second ? 1 : 0));
+        if (next_plan && tried[*next_plan]) next_plan.reset();
+    }
+    result.verify_seconds = seconds_since(verify_started);
+    write_serving_plan_outputs(result, out_dir);
+    return result;
+}
+
+PlanOutcome run_serving_plan(const fs::path& plan_file, const PlanOptions& options) {
+    const ServingPlanSpec spec = read_serving_plan(plan_file);
+    PlanOptions o = options;
+    if (o.out_dir.empty()) o.out_dir = fs::path("results/plans") / spec.name;
+    const ServingPlanResult result = search_serving_plan(spec, o);
+    PlanOutcome outcome;
+    outcome.name = spec.name;
+    outcome.out_dir = o.out_dir;
+    std::size_t meeting = 0;
+    for (const auto& r : result.rows) meeting += r.meets ? 1 : 0;
+    outcome.headline = fmt::format(
+        "{}: {} plans from {} pool runs ({} meet the objectives) in {:.1f} s; {} whole "
+        "deployment{} verified in {:.1f} s",
+        spec.name, result.rows.size(), result.runs.size(), meeting, result.search_seconds, result.verified.size(),
+        result.verified.size() == 1 ? "" : "s", result.verify_seconds);
+    if (result.best) {
+        const auto& row = result.rows[*result.best];
+        outcome.headline += fmt::format("\n  best: plan {} ({}), {} GPUs; report in {}", row.plan,
+                                        describe_plan_row(result, row), row.gpus, (o.out_dir / "report.md").string());
+    } else {
+        outcome.headline += fmt::format("\n  no plan meets the objectives as a whole deployment; see {}",
+                                        (o.out_dir / "report.md").string());
+    }
+    return outcome;
+}
+
+}  // namespace clustersim

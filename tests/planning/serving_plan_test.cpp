@@ -1,0 +1,130 @@
+// The serving capacity search (sim/planning/serving_plan.hpp): the best plan is the fewest GPUs that
+// meet the objectives, checked whole; best.yaml reproduces its run; every candidate is accounted for;
+// bad plan files are reported with line and key.
+#include "sim/planning/serving_plan.hpp"
+
+#include "sim/scenario/run_output.hpp"
+#include "sim/scenario/scenario.hpp"
+#include "sweep_test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+using namespace clustersim;
+using namespace clustersim::testing;
+
+namespace {
+
+std::string small_plan() {
+    return std::string(CLUSTERSIM_SOURCE_DIR) + "/scenarios/plans/llama3-70b-h100-small.yaml";
+}
+
+std::string error_text(const fs::path& file) {
+    try {
+        read_serving_plan(file);
+    } catch (const InputError& e) {
+        std::string all;
+        for (const auto& d : e.diagnostics()) all += format(d) + "\n";
+        return all;
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("the serving search picks the fewest GPUs meeting the objectives, and best.yaml reproduces its run") {
+    SweepScratch scratch("serving-plan");
+    PlanOptions options;
+    options.out_dir = scratch.path / "out";
+    options.jobs = 2;
+    options.progress = ProgressStyle::none;
+    const ServingPlanSpec spec = read_serving_plan(small_plan());
+    const ServingPlanResult result = search_serving_plan(spec, options);
+
+    REQUIRE(result.best);
+    const ServingPlanRow& best = result.rows[*result.best];
+    CHECK(best.meets);
+    // Among the plans meeting the objectives, none has fewer GPUs than the best... unless it was
+    // tried whole and failed.
+    for (const auto& row : result.rows) {
+        if (!row.meets || row.gpus >= best.gpus) continue;
+        CHECK(std::any_of(result.verified.begin(), result.verified.end(),
+                          [&](const VerifiedPlan& v) { return v.plan == row.plan && !v.meets; }));
+    }
+    // Each plan's pools: a prefill pool alone meets the TTFT objective, a decode pool the TPOT one.
+    for (const auto& row : result.rows) {
+        if (!row.meets) continue;
+        CHECK(row.ttft_ms <= spec.ttft_slo->ms());
+        CHECK(row.tpot_ms <= spec.tpot_slo->ms());
+    }
+    // Every counted plan uses at least the fewest instances of its candidates.
+    for (const auto& row : result.rows) {
+        const auto& first = row.mode == "colocated" ? result.colocated : result.prefill;
+        CHECK(row.first_instances >= *first[static_cast<std::size_t>(row.first_candidate)].fewest);
+    }
+
+    // The whole-deployment run meets the objectives, and best.yaml run again gives the same numbers.
+    const VerifiedPlan& v = result.verified.back();
+    REQUIRE(v.meets);
+    CHECK(v.summary["ttft_ms_p90"].get<double>() <= 1000.0);
+    CHECK(v.summary["tpot_ms_p90"].get<double>() <= 50.0);
+    REQUIRE(fs::is_regular_file(options.out_dir / "best.yaml"));
+    LoadedScenario again = load_scenario(options.out_dir / "best.yaml", std::nullopt);
+    RunOutput out(scratch.path / "rerun");
+    RunOptions run_options;
+    run_options.seed = again.seed;
+    const auto summary = again.runner->run(run_options, out);
+    for (const char* key : {"ttft_ms_p90", "tpot_ms_p90", "tokens_per_s_per_gpu", "goodput_requests_per_s",
+                            "completed_requests", "output_tokens_per_s_per_decoding_request"})
+        CHECK(summary[key] == v.summary[key]);
+
+    // Every candidate is accounted for: TP2 cannot hold Llama 3 70B's long prompts in its KV cache.
+    for (const auto* list : {&result.prefill, &result.decode, &result.colocated})
+        for (const auto& c : *list) {
+            const bool sized = c.fewest.has_value();
+            CHECK(sized != (!c.infeasible.empty() || !c.invalid.empty()));
+            if (c.description.find("tp: 2}") != std::string::npos) {
+                CHECK_FALSE(sized);
+                CHECK(c.infeasible.find("KV cache") != std::string::npos);
+            }
+        }
+    const std::string report = read_text(options.out_dir / "report.md");
+    CHECK(report.find(fmt::format("**Answer.** Plan {}:", best.plan)) != std::string::npos);
+    CHECK(lines_of(read_text(options.out_dir / "plans.csv")).size() == result.rows.size() + 1);
+}
+
+TEST_CASE("a bad serving plan file is reported with line and key") {
+    SweepScratch scratch("serving-plan-errors");
+    const fs::path file = scratch.path / "bad.yaml";
+    std::ofstream(file) << "kind: serving_plan\n"
+                           "base: "
+                        << CLUSTERSIM_SOURCE_DIR
+                        << "/scenarios/serving/llama3-70b-h100-colocated.yaml\n"
+                           "load: {rate_per_s: -3}\n"
+                           "slo: {tpot: 50ms, percentile: 95}\n"
+                           "colocated:\n"
+                           "  grid:\n"
+                           "    layout: {tp: 4}\n"
+                           "    max_bach: [1]\n"
+                           "prefill: {grid: {layout: [{tp: 4}]}}\n"
+                           "verfy: 2\n";
+    const std::string errors = error_text(file);
+    CHECK(errors.find("bad.yaml:3:") != std::string::npos);  // the negative rate
+    CHECK(errors.find("load.rate_per_s") != std::string::npos);
+    CHECK(errors.find("slo.percentile") != std::string::npos);
+    CHECK(errors.find("bad.yaml:7:") != std::string::npos);  // a value that is not a list
+    CHECK(errors.find("colocated.grid.layout") != std::string::npos);
+    CHECK(errors.find("needs both `prefill` and `decode`") != std::string::npos);
+    CHECK(errors.find("verify") != std::string::npos);  // did you mean
+
+    // A base that is not a serving scenario with a synthetic workload.
+    std::ofstream(file) << "kind: serving_plan\n"
+                           "base: "
+                        << CLUSTERSIM_SOURCE_DIR
+                        << "/scenarios/training/megatron-gpt-1700m.yaml\n"
+                           "load: {rate_per_s: 3}\n"
+                           "slo: {tpot: 50ms}\n"
+                           "colocated: {grid: {max_batch: [8]}}\n";
+    CHECK(error_text(file).find("is not a serving scenario") != std::string::npos);
+}
