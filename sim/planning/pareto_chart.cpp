@@ -114,7 +114,10 @@ ParetoChart write_pareto_chart(const SweepSpec& spec, const std::vector<PlanRow>
         front_plans.push_back(spec.plans[p->plan]);
     }
     SweepSpec front_spec = spec;
-    front_spec.plans = front_plans;
+    // Cleared first: assigning over existing plans would assign through their YAML nodes, which a
+    // copied spec shares with `spec` (yaml-cpp nodes are references), and rewrite the caller's values.
+    front_spec.plans.clear();
+    front_spec.plans = std::move(front_plans);
     write_file_atomically(dir / "pareto.csv", sweep_csv(front_spec, front_rows));
 
     // pareto.dat: block 0 every plan on the chart, block 1 the front ordered along x.

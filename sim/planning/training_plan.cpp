@@ -14,8 +14,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <charconv>
+#include <cmath>
 #include <map>
 #include <type_traits>
 #include <utility>
@@ -43,9 +43,12 @@ const std::vector<std::string> kRecomputeNames = {"none", "selective", "full"};
 
 const char* recompute_name(Recompute r) {
     switch (r) {
-        case Recompute::none: return "none";
-        case Recompute::selective: return "selective";
-        case Recompute::full: return "full";
+        case Recompute::none:
+            return "none";
+        case Recompute::selective:
+            return "selective";
+        case Recompute::full:
+            return "full";
     }
     return "none";
 }
@@ -64,9 +67,9 @@ std::vector<SearchValue<T>> read_axis(MapReader& search, const std::string& key,
     const std::string file = search.document()->file();
     if (diagnostics.size() != before || !list.IsDefined() || list.IsNull()) return out;
     if (list.size() == 0) {
-        diagnostics.error(location_of(file, list), path,
-                          fmt::format("the list of {} values is empty; leave \"{}\" out to keep the base's value",
-                                      key, key));
+        diagnostics.error(
+            location_of(file, list), path,
+            fmt::format("the list of {} values is empty; leave \"{}\" out to keep the base's value", key, key));
         return out;
     }
     for (std::size_t i = 0; i < values.size(); ++i) {
@@ -80,14 +83,16 @@ std::vector<SearchValue<T>> read_axis(MapReader& search, const std::string& key,
         }
         if constexpr (std::is_same_v<T, std::string>) {
             if (std::find(allowed.begin(), allowed.end(), values[i]) == allowed.end()) {
-                std::string message = fmt::format("expected one of: {}; found \"{}\"", fmt::join(allowed, ", "), values[i]);
+                std::string message =
+                    fmt::format("expected one of: {}; found \"{}\"", fmt::join(allowed, ", "), values[i]);
                 if (auto near = closest_match(values[i], allowed); !near.empty())
                     message += fmt::format(" (did you mean \"{}\"?)", near);
                 diagnostics.error(location_of(file, node), item, message);
                 continue;
             }
         }
-        const auto same = std::find_if(out.begin(), out.end(), [&](const SearchValue<T>& v) { return v.value == values[i]; });
+        const auto same =
+            std::find_if(out.begin(), out.end(), [&](const SearchValue<T>& v) { return v.value == values[i]; });
         if (same != out.end()) {
             diagnostics.error(location_of(file, node), item,
                               fmt::format("{} is listed twice (first as {})", node.Scalar(), same->key));
@@ -124,8 +129,8 @@ std::optional<std::pair<DropReason, std::string>> structural_problem(PlanCombina
         return std::pair{R::gpus_not_divisible, fmt::format("{} GPUs / (tp {} x pp {})", f.gpus, c.tp, c.pp)};
     c.dp = f.gpus / (c.tp * c.pp);
     if ((c.dp * c.tp) % c.ep != 0)
-        return std::pair{R::ep_not_dividing_stage, fmt::format("ep {} vs dp {} x tp {} = {} ranks per stage", c.ep,
-                                                               c.dp, c.tp, c.dp * c.tp)};
+        return std::pair{R::ep_not_dividing_stage,
+                         fmt::format("ep {} vs dp {} x tp {} = {} ranks per stage", c.ep, c.dp, c.tp, c.dp * c.tp)};
     if (c.ep > 1 && (f.routed_experts == 0 || f.routed_experts % c.ep != 0))
         return std::pair{R::ep_not_dividing_experts, fmt::format("{} routed experts / ep {}", f.routed_experts, c.ep)};
     const std::int64_t per_step = static_cast<std::int64_t>(c.dp) * c.micro_batch_size;
@@ -183,8 +188,8 @@ std::string csv_cell(const std::string& text) {
 }
 
 std::string layout_text(const PlanCombination& c) {
-    std::string s = fmt::format("TP{} PP{} EP{}{}, {}", c.tp, c.pp, c.ep, c.dp > 0 ? fmt::format(" DP{}", c.dp) : "",
-                                c.schedule);
+    std::string s =
+        fmt::format("TP{} PP{} EP{}{}, {}", c.tp, c.pp, c.ep, c.dp > 0 ? fmt::format(" DP{}", c.dp) : "", c.schedule);
     if (c.virtual_stages > 1) s += fmt::format(" (v{})", c.virtual_stages);
     s += fmt::format(", micro-batch {}", c.micro_batch_size);
     return s;
@@ -193,7 +198,9 @@ std::string options_text(const PlanCombination& c) {
     return fmt::format("ZeRO-{}, recompute {}", c.zero_stage, c.recompute);
 }
 
-std::string pct(double fraction) { return fmt::format("{:.1f}%", fraction * 100); }
+std::string pct(double fraction) {
+    return fmt::format("{:.1f}%", fraction * 100);
+}
 
 // Where a fitting plan's step goes, from its own metrics. The bubble is the mean idle share of the
 // pipeline ranks times the pipeline time; exposed communication is the fraction of the step the
@@ -229,7 +236,8 @@ void anchor_paths(YAML::Node root, const fs::path& base_dir) {
     const YAML::Node topology = tree["topology"];
     if (!topology.IsDefined()) return;
     const YAML::Node file = topology.IsMap() ? static_cast<const YAML::Node&>(topology)["file"] : topology;
-    if (file.IsDefined() && file.IsScalar() && fs::path(file.Scalar()).is_relative() && fs::exists(base_dir / file.Scalar())) {
+    if (file.IsDefined() && file.IsScalar() && fs::path(file.Scalar()).is_relative() &&
+        fs::exists(base_dir / file.Scalar())) {
         if (topology.IsMap()) {
             root["topology"]["file"] = anchored(file.Scalar());
         } else {
@@ -242,32 +250,52 @@ void anchor_paths(YAML::Node root, const fs::path& base_dir) {
 
 const char* to_string(DropReason reason) {
     switch (reason) {
-        case DropReason::tp_exceeds_host: return "tp_exceeds_host";
-        case DropReason::gpus_not_divisible: return "gpus_not_divisible";
-        case DropReason::ep_not_dividing_stage: return "ep_not_dividing_stage";
-        case DropReason::ep_not_dividing_experts: return "ep_not_dividing_experts";
-        case DropReason::batch_not_divisible: return "batch_not_divisible";
-        case DropReason::too_few_layers: return "too_few_layers";
-        case DropReason::interleaved_micro_batches: return "interleaved_micro_batches";
-        case DropReason::dualpipe_odd_pp: return "dualpipe_odd_pp";
-        case DropReason::dualpipe_odd_micro_batches: return "dualpipe_odd_micro_batches";
-        case DropReason::too_few_micro_batches: return "too_few_micro_batches";
+        case DropReason::tp_exceeds_host:
+            return "tp_exceeds_host";
+        case DropReason::gpus_not_divisible:
+            return "gpus_not_divisible";
+        case DropReason::ep_not_dividing_stage:
+            return "ep_not_dividing_stage";
+        case DropReason::ep_not_dividing_experts:
+            return "ep_not_dividing_experts";
+        case DropReason::batch_not_divisible:
+            return "batch_not_divisible";
+        case DropReason::too_few_layers:
+            return "too_few_layers";
+        case DropReason::interleaved_micro_batches:
+            return "interleaved_micro_batches";
+        case DropReason::dualpipe_odd_pp:
+            return "dualpipe_odd_pp";
+        case DropReason::dualpipe_odd_micro_batches:
+            return "dualpipe_odd_micro_batches";
+        case DropReason::too_few_micro_batches:
+            return "too_few_micro_batches";
     }
     return "?";
 }
 
 const char* describe(DropReason reason) {
     switch (reason) {
-        case DropReason::tp_exceeds_host: return "TP spans more than one host";
-        case DropReason::gpus_not_divisible: return "tp x pp does not divide the GPUs";
-        case DropReason::ep_not_dividing_stage: return "EP does not divide the dp x tp ranks of a stage";
-        case DropReason::ep_not_dividing_experts: return "EP does not divide the routed experts";
-        case DropReason::batch_not_divisible: return "the global batch is not a multiple of dp x micro-batch size";
-        case DropReason::too_few_layers: return "fewer decoder layers than the schedule's model parts";
-        case DropReason::interleaved_micro_batches: return "interleaved 1F1B needs micro-batches divisible by pp";
-        case DropReason::dualpipe_odd_pp: return "DualPipe needs an even pp";
-        case DropReason::dualpipe_odd_micro_batches: return "DualPipe needs an even number of micro-batches";
-        case DropReason::too_few_micro_batches: return "DualPipe and DualPipeV need at least 2 x pp micro-batches";
+        case DropReason::tp_exceeds_host:
+            return "TP spans more than one host";
+        case DropReason::gpus_not_divisible:
+            return "tp x pp does not divide the GPUs";
+        case DropReason::ep_not_dividing_stage:
+            return "EP does not divide the dp x tp ranks of a stage";
+        case DropReason::ep_not_dividing_experts:
+            return "EP does not divide the routed experts";
+        case DropReason::batch_not_divisible:
+            return "the global batch is not a multiple of dp x micro-batch size";
+        case DropReason::too_few_layers:
+            return "fewer decoder layers than the schedule's model parts";
+        case DropReason::interleaved_micro_batches:
+            return "interleaved 1F1B needs micro-batches divisible by pp";
+        case DropReason::dualpipe_odd_pp:
+            return "DualPipe needs an even pp";
+        case DropReason::dualpipe_odd_micro_batches:
+            return "DualPipe needs an even number of micro-batches";
+        case DropReason::too_few_micro_batches:
+            return "DualPipe and DualPipeV need at least 2 x pp micro-batches";
     }
     return "?";
 }
@@ -285,11 +313,15 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
     MapReader root = MapReader::root(doc);
     (void)root.choice("kind", {"training_plan"}, std::nullopt,
                       "what the plan file searches: training_plan (this search) or serving_plan");
-    spec.name = root.optional<std::string>("name", file.stem().string(), "a short name for the search (its output folder)");
-    if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name == "." || spec.name == "..")
-        root.error("name", fmt::format("\"{}\" cannot name the output folder; expected a name without slashes", spec.name));
+    spec.name =
+        root.optional<std::string>("name", file.stem().string(), "a short name for the search (its output folder)");
+    if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name == "." ||
+        spec.name == "..")
+        root.error("name",
+                   fmt::format("\"{}\" cannot name the output folder; expected a name without slashes", spec.name));
     spec.description = root.optional<std::string>("description", "", "what the search asks");
-    const std::string base = root.required<std::string>("base", "the base training scenario, relative to the plan file");
+    const std::string base =
+        root.required<std::string>("base", "the base training scenario, relative to the plan file");
     const YAML::Node top = root.node();
     if (root.has("base")) spec.base_where = location_of(file_name, top["base"]);
     if (!base.empty()) {
@@ -297,7 +329,8 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
         spec.base = p.is_absolute() ? p : (file.parent_path() / p).lexically_normal();
         std::error_code ec;
         if (!fs::is_regular_file(spec.base, ec))
-            root.error("base", fmt::format("the base scenario \"{}\" is not a file (looked for {})", base, spec.base.string()));
+            root.error("base",
+                       fmt::format("the base scenario \"{}\" is not a file (looked for {})", base, spec.base.string()));
     }
     if (auto gpus = root.maybe<int>("gpus", "GPUs in the job instead of the base's (the topology must have as many)",
                                     at_least(1))) {
@@ -307,7 +340,8 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
         root.optional<int>("top", 10, "how many of the best plans report.md lists", at_least(1)));
 
     // `set`: values every plan gets, by dotted path.
-    const YAML::Node set = root.child("set", "values every plan gets, by dotted path into the base scenario", false).node();
+    const YAML::Node set =
+        root.child("set", "values every plan gets, by dotted path into the base scenario", false).node();
     for (auto it = set.begin(); set.IsMap() && it != set.end(); ++it) {
         const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
         std::string problem;
@@ -318,17 +352,18 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
         spec.set.push_back(make_override(file_name, key, it->second, it->second, "set." + key));
     }
 
-    MapReader search = root.child("search", "the candidates of each key: tp, pp, ep, schedule, micro_batch_size, "
-                                            "zero_stage, recompute (a key left out keeps the base's value)");
+    MapReader search = root.child("search",
+                                  "the candidates of each key: tp, pp, ep, schedule, micro_batch_size, "
+                                  "zero_stage, recompute (a key left out keeps the base's value)");
     const Check<int> positive_int = at_least(1);
     spec.tp = read_axis<int>(search, "tp", "tensor-parallel degrees", positive_int, {}, diagnostics);
     spec.pp = read_axis<int>(search, "pp", "pipeline-parallel degrees", positive_int, {}, diagnostics);
     spec.ep = read_axis<int>(search, "ep", "expert-parallel degrees", positive_int, {}, diagnostics);
     const std::vector<SearchValue<std::string>> schedules =
         read_axis<std::string>(search, "schedule", "pipeline schedules", {}, schedule_names(), diagnostics);
-    const std::vector<SearchValue<int>> virtual_stages = read_axis<int>(
-        search, "virtual_stages", "model chunks per rank tried with interleaved-1f1b (default [2])", Check<int>(at_least(2)),
-        {}, diagnostics);
+    const std::vector<SearchValue<int>> virtual_stages =
+        read_axis<int>(search, "virtual_stages", "model chunks per rank tried with interleaved-1f1b (default [2])",
+                       Check<int>(at_least(2)), {}, diagnostics);
     spec.micro_batch_size =
         read_axis<int>(search, "micro_batch_size", "sequences per micro-batch", positive_int, {}, diagnostics);
     spec.zero_stage = read_axis<int>(search, "zero_stage", "ZeRO stages", Check<int>(in_range(0, 3)), {}, diagnostics);
@@ -336,8 +371,8 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
                                             kRecomputeNames, diagnostics);
     search.finish();
 
-    const bool interleaved = std::any_of(schedules.begin(), schedules.end(),
-                                         [](const auto& s) { return s.value == "interleaved-1f1b"; });
+    const bool interleaved =
+        std::any_of(schedules.begin(), schedules.end(), [](const auto& s) { return s.value == "interleaved-1f1b"; });
     if (!virtual_stages.empty() && !interleaved)
         search.error("virtual_stages",
                      "virtual_stages is tried with interleaved-1f1b only, and search.schedule does not list it");
@@ -353,11 +388,15 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
 
     // A path given in `set` that the search also varies would be overridden by the search.
     const std::vector<std::pair<std::string, bool>> searched = {
-        {"parallel.tp", !spec.tp.empty()},         {"parallel.pp", !spec.pp.empty()},
-        {"parallel.ep", !spec.ep.empty()},         {"schedule.kind", !spec.schedules.empty()},
-        {"schedule", !spec.schedules.empty()},     {"schedule.virtual_stages", !spec.schedules.empty()},
+        {"parallel.tp", !spec.tp.empty()},
+        {"parallel.pp", !spec.pp.empty()},
+        {"parallel.ep", !spec.ep.empty()},
+        {"schedule.kind", !spec.schedules.empty()},
+        {"schedule", !spec.schedules.empty()},
+        {"schedule.virtual_stages", !spec.schedules.empty()},
         {"batch.micro_batch_size", !spec.micro_batch_size.empty()},
-        {"parallel.zero_stage", !spec.zero_stage.empty()}, {"recompute", !spec.recompute.empty()},
+        {"parallel.zero_stage", !spec.zero_stage.empty()},
+        {"recompute", !spec.recompute.empty()},
         {"gpus", true}};
     for (const auto& o : spec.set) {
         for (const auto& [path, varied] : searched) {
@@ -536,16 +575,21 @@ TrainingPlanSearch expand_training_plan(const TrainingPlanSpec& spec) {
                 plan.overrides.push_back(make_override(file, "schedule.virtual_stages",
                                                        interleaved ? schedule->virtual_stages_node : YAML::Node(),
                                                        schedule->node, schedule->key));
-                plan.overrides.push_back(make_override(file, "schedule.kind", schedule->node, schedule->node, schedule->key));
+                plan.overrides.push_back(
+                    make_override(file, "schedule.kind", schedule->node, schedule->node, schedule->key));
             }
             add("batch.micro_batch_size", mbs.from);
             add("parallel.zero_stage", zero.from);
-            if (recompute) plan.overrides.push_back(make_override(file, "recompute", recompute->node, recompute->node, recompute->key));
+            if (recompute)
+                plan.overrides.push_back(
+                    make_override(file, "recompute", recompute->node, recompute->node, recompute->key));
             if (facts.base_split_parts > 0 && !c.base_split) {
                 // The base's split has another number of parts: the scenario's even default applies.
                 const YAML::Node& blame = pp.from ? pp.from->node : schedule ? schedule->node : YAML::Node();
                 plan.overrides.push_back(make_override(file, "parallel.layers_per_part", YAML::Node(), blame,
-                                                       pp.from ? pp.from->key : schedule ? schedule->key : "search"));
+                                                       pp.from    ? pp.from->key
+                                                       : schedule ? schedule->key
+                                                                  : "search"));
             }
             plan.cells.assign(sweep.columns.size(), "");
             for (std::size_t col = 0; col < sweep.columns.size(); ++col) {
@@ -630,8 +674,9 @@ std::string plans_csv(const Outputs& o) {
                                           std::to_string(c.zero_stage),
                                           c.recompute};
         if (c.dropped) {
-            cells.insert(cells.end(), {"", "dropped", fmt::format("{}: {} ({})", to_string(*c.dropped),
-                                                                   describe(*c.dropped), c.drop_detail)});
+            cells.insert(cells.end(),
+                         {"", "dropped",
+                          fmt::format("{}: {} ({})", to_string(*c.dropped), describe(*c.dropped), c.drop_detail)});
             cells.resize(cells.size() + 10);
         } else {
             const PlanRow& row = o.rows[*c.plan];
@@ -656,12 +701,12 @@ std::string plans_csv(const Outputs& o) {
 }
 
 std::string metrics_line(const PlanRow& row) {
-    return fmt::format("{:.1f} tokens/s/GPU, step {:.3f} s, MFU {}, bubble {}, exposed communication {}, "
-                       "peak memory {:.1f} of {:.1f} GiB",
-                       metric_or(row, "tokens_per_s_per_gpu"), metric_or(row, "step_time_s"),
-                       pct(metric_or(row, "mfu")), pct(metric_or(row, "bubble_fraction")),
-                       pct(metric_or(row, "exposed_comm_fraction")), metric_or(row, "peak_memory_gib_per_gpu"),
-                       metric_or(row, "memory_capacity_gib"));
+    return fmt::format(
+        "{:.1f} tokens/s/GPU, step {:.3f} s, MFU {}, bubble {}, exposed communication {}, "
+        "peak memory {:.1f} of {:.1f} GiB",
+        metric_or(row, "tokens_per_s_per_gpu"), metric_or(row, "step_time_s"), pct(metric_or(row, "mfu")),
+        pct(metric_or(row, "bubble_fraction")), pct(metric_or(row, "exposed_comm_fraction")),
+        metric_or(row, "peak_memory_gib_per_gpu"), metric_or(row, "memory_capacity_gib"));
 }
 
 // Plans whose throughput differs by less than this share are reported as tied.
@@ -681,28 +726,31 @@ std::string comparison(const PlanRow& a, const PlanRow& b, const std::string& b_
     const double ma = metric_or(a, "peak_memory_gib_per_gpu");
     const double mb = metric_or(b, "peak_memory_gib_per_gpu");
     if (tied(a, b)) {
-        return fmt::format("ties with {} ({:.1f} vs {:.1f} tokens/s/GPU, step {:.3f} vs {:.3f} s: within {:.2f}%) and "
-                           "{} (peak memory {:.1f} vs {:.1f} GiB).",
-                           b_name, ta, tb, x.step, y.step, kTie * 100,
-                           ta > tb   ? "is ranked first for its slightly higher throughput"
-                           : ma < mb ? "is ranked first for its lower peak memory"
-                                     : "is ranked first as the earlier combination",
-                           ma, mb);
+        return fmt::format(
+            "ties with {} ({:.1f} vs {:.1f} tokens/s/GPU, step {:.3f} vs {:.3f} s: within {:.2f}%) and "
+            "{} (peak memory {:.1f} vs {:.1f} GiB).",
+            b_name, ta, tb, x.step, y.step, kTie * 100,
+            ta > tb   ? "is ranked first for its slightly higher throughput"
+            : ma < mb ? "is ranked first for its lower peak memory"
+                      : "is ranked first as the earlier combination",
+            ma, mb);
     }
-    std::string s = fmt::format("has {:.1f}% more tokens/s/GPU than {} ({:.1f} vs {:.1f}): its step takes {:.3f} s "
-                                "against {:.3f} s",
-                                tb > 0 ? (ta / tb - 1) * 100 : 0.0, b_name, ta, tb, x.step, y.step);
+    std::string s = fmt::format(
+        "has {:.1f}% more tokens/s/GPU than {} ({:.1f} vs {:.1f}): its step takes {:.3f} s "
+        "against {:.3f} s",
+        tb > 0 ? (ta / tb - 1) * 100 : 0.0, b_name, ta, tb, x.step, y.step);
     const std::array<std::pair<const char*, double>, 3> parts = {
-        std::pair{"pipeline bubble", y.bubble - x.bubble},
-        std::pair{"exposed communication", y.exposed - x.exposed},
+        std::pair{"pipeline bubble", y.bubble - x.bubble}, std::pair{"exposed communication", y.exposed - x.exposed},
         std::pair{"compute and the rest", y.rest - x.rest}};
-    const auto biggest = std::max_element(parts.begin(), parts.end(),
-                                          [](const auto& p, const auto& q) { return p.second < q.second; });
-    s += fmt::format(" (bubble {:.3f} vs {:.3f} s, exposed communication {:.3f} vs {:.3f} s, compute and the rest "
-                     "{:.3f} vs {:.3f} s; MFU {} vs {}; peak memory {:.1f} vs {:.1f} GiB)",
-                     x.bubble, y.bubble, x.exposed, y.exposed, x.rest, y.rest, pct(metric_or(a, "mfu")),
-                     pct(metric_or(b, "mfu")), ma, mb);
-    if (biggest->second > 0) s += fmt::format("; most of the gain is {} ({:.3f} s less)", biggest->first, biggest->second);
+    const auto biggest =
+        std::max_element(parts.begin(), parts.end(), [](const auto& p, const auto& q) { return p.second < q.second; });
+    s += fmt::format(
+        " (bubble {:.3f} vs {:.3f} s, exposed communication {:.3f} vs {:.3f} s, compute and the rest "
+        "{:.3f} vs {:.3f} s; MFU {} vs {}; peak memory {:.1f} vs {:.1f} GiB)",
+        x.bubble, y.bubble, x.exposed, y.exposed, x.rest, y.rest, pct(metric_or(a, "mfu")), pct(metric_or(b, "mfu")),
+        ma, mb);
+    if (biggest->second > 0)
+        s += fmt::format("; most of the gain is {} ({:.3f} s less)", biggest->first, biggest->second);
     return s + ".";
 }
 
@@ -711,11 +759,11 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
     const TrainingPlanSpec& spec = s.spec;
     std::string md = fmt::format("# Training plan search: {}\n\n", spec.name);
     if (!spec.description.empty()) md += spec.description + "\n\n";
-    md += fmt::format("Plan file `{}`, base scenario `{}`: {} on {} {} GPUs, global batch {} sequences of {} tokens. "
-                      "Plans are ranked by tokens/s/GPU among those that fit in memory; every number below comes "
-                      "from the simulated runs (`sweep.csv` has all their metrics, `plans.csv` every combination).\n\n",
-                      spec.file.string(), spec.base.string(), s.model, s.gpus, s.gpu, s.global_batch,
-                      s.sequence_length);
+    md += fmt::format(
+        "Plan file `{}`, base scenario `{}`: {} on {} {} GPUs, global batch {} sequences of {} tokens. "
+        "Plans are ranked by tokens/s/GPU among those that fit in memory; every number below comes "
+        "from the simulated runs (`sweep.csv` has all their metrics, `plans.csv` every combination).\n\n",
+        spec.file.string(), spec.base.string(), s.model, s.gpus, s.gpu, s.global_batch, s.sequence_length);
 
     std::size_t dropped = 0;
     for (const std::size_t n : s.dropped_by_reason) dropped += n;
@@ -727,39 +775,43 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
     };
     std::string schedules;
     for (const auto& c : spec.schedules)
-        schedules += (schedules.empty() ? "" : ", ") + c.kind + (c.virtual_stages > 1 ? fmt::format(" (v{})", c.virtual_stages) : "");
+        schedules += (schedules.empty() ? "" : ", ") + c.kind +
+                     (c.virtual_stages > 1 ? fmt::format(" (v{})", c.virtual_stages) : "");
     md += fmt::format("- tp: {}; pp: {}; ep: {}; schedule: {}; micro-batch size: {}; ZeRO stage: {}; recompute: {}\n",
                       list_of(spec.tp), list_of(spec.pp), list_of(spec.ep),
                       schedules.empty() ? std::string("the base's") : schedules, list_of(spec.micro_batch_size),
                       list_of(spec.zero_stage), list_of(spec.recompute));
-    md += fmt::format("- {} combinations: {} dropped before running (structurally impossible), {} run as training "
-                      "scenarios: {} fit, {} do not fit in memory, {} rejected by the scenario's loader, {} failed\n",
-                      s.combinations.size(), dropped, s.sweep.plans.size(), o.ranked.size(), sweep.does_not_fit,
-                      sweep.invalid, sweep.failed);
-    md += fmt::format("- {} plans simulated now, {} rows reused from an earlier run; {:.1f} s of wall time on {} "
-                      "thread{}\n\n",
-                      sweep.ran, sweep.reused, sweep.wall_seconds, sweep.jobs, sweep.jobs == 1 ? "" : "s");
+    md += fmt::format(
+        "- {} combinations: {} dropped before running (structurally impossible), {} run as training "
+        "scenarios: {} fit, {} do not fit in memory, {} rejected by the scenario's loader, {} failed\n",
+        s.combinations.size(), dropped, s.sweep.plans.size(), o.ranked.size(), sweep.does_not_fit, sweep.invalid,
+        sweep.failed);
+    md += fmt::format(
+        "- {} plans simulated now, {} rows reused from an earlier run; {:.1f} s of wall time on {} "
+        "thread{}\n\n",
+        sweep.ran, sweep.reused, sweep.wall_seconds, sweep.jobs, sweep.jobs == 1 ? "" : "s");
 
     // The best plans.
     md += "## Best plans\n\n";
     if (o.ranked.empty()) {
         md += "No plan fits in memory (see below), so there is no best plan and no `best.yaml`.\n\n";
     } else {
-        md += "| # | layout | options | micro-batches | tokens/s/GPU | step (s) | MFU | bubble | exposed comm | peak "
-              "GiB / capacity | plan |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+        md +=
+            "| # | layout | options | micro-batches | tokens/s/GPU | step (s) | MFU | bubble | exposed comm | peak "
+            "GiB / capacity | plan |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
         for (std::size_t r = 0; r < std::min(spec.top, o.ranked.size()); ++r) {
             const PlanRow& row = o.rows[o.ranked[r]];
             const PlanCombination& c = o.combination(o.ranked[r]);
-            md += fmt::format("| {} | {} | {} | {} | {:.1f} | {:.3f} | {} | {} | {} | {:.1f} / {:.1f} | {} |\n", r + 1,
-                              layout_text(c), options_text(c), c.micro_batches, metric_or(row, "tokens_per_s_per_gpu"),
-                              metric_or(row, "step_time_s"), pct(metric_or(row, "mfu")),
-                              pct(metric_or(row, "bubble_fraction")), pct(metric_or(row, "exposed_comm_fraction")),
-                              metric_or(row, "peak_memory_gib_per_gpu"), metric_or(row, "memory_capacity_gib"),
-                              c.index);
+            md +=
+                fmt::format("| {} | {} | {} | {} | {:.1f} | {:.3f} | {} | {} | {} | {:.1f} / {:.1f} | {} |\n", r + 1,
+                            layout_text(c), options_text(c), c.micro_batches, metric_or(row, "tokens_per_s_per_gpu"),
+                            metric_or(row, "step_time_s"), pct(metric_or(row, "mfu")),
+                            pct(metric_or(row, "bubble_fraction")), pct(metric_or(row, "exposed_comm_fraction")),
+                            metric_or(row, "peak_memory_gib_per_gpu"), metric_or(row, "memory_capacity_gib"), c.index);
         }
-        md += fmt::format("\n{} of {} fitting plans listed. `{}` is the best plan as a scenario: `clustersim run {}`.\n\n",
-                          std::min(spec.top, o.ranked.size()), o.ranked.size(), best_yaml.filename().string(),
-                          best_yaml.string());
+        md += fmt::format(
+            "\n{} of {} fitting plans listed. `{}` is the best plan as a scenario: `clustersim run {}`.\n\n",
+            std::min(spec.top, o.ranked.size()), o.ranked.size(), best_yaml.filename().string(), best_yaml.string());
 
         // Why the best wins.
         const PlanRow& best = o.rows[o.ranked.front()];
@@ -778,26 +830,28 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
             metric_or(best, "memory_capacity_gib") - metric_or(best, "peak_memory_gib_per_gpu"));
         if (o.ranked.size() > 1) {
             const PlanCombination& rc = o.combination(o.ranked[1]);
-            md += fmt::format("Against the runner-up ({}, {}), it {}\n\n", layout_text(rc), options_text(rc),
+            md += fmt::format("The runner-up is {}, {}. The best plan {}\n\n", layout_text(rc), options_text(rc),
                               comparison(best, o.rows[o.ranked[1]], "the runner-up"));
             // With a tie, the first plan that is really slower says more about what matters.
-            const auto slower = std::find_if(o.ranked.begin(), o.ranked.end(),
-                                             [&](std::size_t p) { return !tied(best, o.rows[p]); });
+            const auto slower =
+                std::find_if(o.ranked.begin(), o.ranked.end(), [&](std::size_t p) { return !tied(best, o.rows[p]); });
             if (tied(best, o.rows[o.ranked[1]]) && slower != o.ranked.end()) {
                 const PlanCombination& sc = o.combination(*slower);
-                md += fmt::format("Against the fastest plan not tied with it (#{}: {}, {}), it {}\n\n",
+                md += fmt::format("The fastest plan not tied with it is #{}, {}, {}. The best plan {}\n\n",
                                   slower - o.ranked.begin() + 1, layout_text(sc), options_text(sc),
                                   comparison(best, o.rows[*slower], "that plan"));
             }
         }
-        md += "Bubble time is the bubble fraction (mean idle share of the pipeline ranks) times the pipeline time; "
-              "exposed communication is the exposed-communication fraction times the step; the rest is compute "
-              "(recomputation included) and everything else. They are estimates from means, not one rank's "
-              "timeline.\n\n";
+        md +=
+            "Bubble time is the bubble fraction (mean idle share of the pipeline ranks) times the pipeline time; "
+            "exposed communication is the exposed-communication fraction times the step; the rest is compute "
+            "(recomputation included) and everything else. They are estimates from means, not one rank's "
+            "timeline.\n\n";
 
         // The best plan of each schedule.
-        md += "## The best plan of each schedule\n\n| schedule | best fitting plan | tokens/s/GPU | vs best | step (s) "
-              "| bubble | exposed comm | MFU | peak GiB |\n|---|---|---|---|---|---|---|---|---|\n";
+        md +=
+            "## The best plan of each schedule\n\n| schedule | best fitting plan | tokens/s/GPU | vs best | step (s) "
+            "| bubble | exposed comm | MFU | peak GiB |\n|---|---|---|---|---|---|---|---|---|\n";
         std::vector<std::string> kinds;
         for (const auto& c : s.combinations)
             if (std::find(kinds.begin(), kinds.end(), c.schedule) == kinds.end()) kinds.push_back(c.schedule);
@@ -816,9 +870,10 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
                 }
                 const std::string why =
                     ran == 0 ? fmt::format("none ran: all {} combinations were dropped (below)", combos)
-                             : fmt::format("none fits: of {} combinations {} were dropped, {} ran and {} of them were "
-                                           "over memory",
-                                           combos, combos - ran, ran, over);
+                             : fmt::format(
+                                   "none fits: of {} combinations {} were dropped, {} ran and {} of them were "
+                                   "over memory",
+                                   combos, combos - ran, ran, over);
                 md += fmt::format("| {} | {} | | | | | | | |\n", kind, why);
                 continue;
             }
@@ -849,9 +904,10 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
     std::stable_sort(over.begin(), over.end(), [&](std::size_t a, std::size_t b) { return excess(a) < excess(b); });
     md += fmt::format("## Plans that do not fit in memory ({})\n\n", over.size());
     if (!over.empty()) {
-        md += "Closest to fitting first. Memory of the busiest rank, GiB.\n\n| layout | options | peak | capacity | "
-              "over by | weights | gradients | optimizer | activations (micro-batches) |\n"
-              "|---|---|---|---|---|---|---|---|---|\n";
+        md +=
+            "Closest to fitting first. Memory of the busiest rank, GiB.\n\n| layout | options | peak | capacity | "
+            "over by | weights | gradients | optimizer | activations (micro-batches) |\n"
+            "|---|---|---|---|---|---|---|---|---|\n";
         const std::size_t shown = std::min<std::size_t>(over.size(), 20);
         for (std::size_t i = 0; i < shown; ++i) {
             const PlanRow& row = o.rows[over[i]];
@@ -888,8 +944,9 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
 
     md += fmt::format("## Dropped before running ({})\n\n", dropped);
     if (dropped > 0) {
-        md += "Each combination counts under the first rule it breaks.\n\n| reason | combinations | example |\n"
-              "|---|---|---|\n";
+        md +=
+            "Each combination counts under the first rule it breaks.\n\n| reason | combinations | example |\n"
+            "|---|---|---|\n";
         for (int r = 0; r < kDropReasons; ++r) {
             const auto reason = static_cast<DropReason>(r);
             const std::size_t n = s.dropped_by_reason[static_cast<std::size_t>(r)];
@@ -901,18 +958,19 @@ std::string report_md(const Outputs& o, const SweepReport& sweep, const fs::path
         }
         md += "\n";
     }
-    md += fmt::format("## Files\n\n- `plans.csv`: every combination with its status and headline metrics\n"
-                      "- `sweep.csv`, `journal.jsonl`: every plan that ran, with every metric of its summary "
-                      "(a second run reuses them)\n- `pareto.csv` (and `pareto.svg` with gnuplot): tokens/s/GPU "
-                      "against peak memory\n{}- `report.md`: this report, in `{}`\n",
-                      best_yaml.empty() ? "" : "- `best.yaml`: the best plan as a training scenario\n",
-                      out_dir.string());
+    md += fmt::format(
+        "## Files\n\n- `plans.csv`: every combination with its status and headline metrics\n"
+        "- `sweep.csv`, `journal.jsonl`: every plan that ran, with every metric of its summary "
+        "(a second run reuses them)\n- `pareto.csv` (and `pareto.svg` with gnuplot): tokens/s/GPU "
+        "against peak memory\n{}- `report.md`: this report, in `{}`\n",
+        best_yaml.empty() ? "" : "- `best.yaml`: the best plan as a training scenario\n", out_dir.string());
     return md;
 }
 
 }  // namespace
 
-TrainingPlanResult search_training_plan(const fs::path& plan_file, const PlanOptions& options, ProcessGroup* processes) {
+TrainingPlanResult search_training_plan(const fs::path& plan_file, const PlanOptions& options,
+                                        ProcessGroup* processes) {
     TrainingPlanResult result;
     result.search = expand_training_plan(read_training_plan_spec(plan_file));  // moves the vectors whole
     const TrainingPlanSearch& search = result.search;
@@ -955,6 +1013,8 @@ TrainingPlanResult search_training_plan(const fs::path& plan_file, const PlanOpt
         YAML::Node tree = YAML::Load(build_plan_text(base, search.sweep.plans[best], problems));
         problems.throw_if_any();
         anchor_paths(tree, base.path().parent_path());
+        tree["description"] = fmt::format("{}, {}: the best plan of the training plan search {}", layout_text(c),
+                                          options_text(c), search.spec.name);
         const PlanRow& row = rows[best];
         std::string text = fmt::format(
             "# The best plan of the training plan search \"{}\" ({}), found by clustersim {}:\n"
@@ -976,11 +1036,12 @@ TrainingPlanResult search_training_plan(const fs::path& plan_file, const PlanOpt
     std::size_t dropped = 0;
     for (const std::size_t n : search.dropped_by_reason) dropped += n;
     std::string& headline = result.outcome.headline;
-    headline = fmt::format("{}: {} combinations: {} dropped as impossible, {} run ({} simulated now, {} reused): {} "
-                           "fit, {} do not fit, {} invalid, {} failed",
-                           search.spec.name, search.combinations.size(), dropped, search.sweep.plans.size(),
-                           result.sweep.ran, result.sweep.reused, result.ranked.size(), result.sweep.does_not_fit,
-                           result.sweep.invalid, result.sweep.failed);
+    headline = fmt::format(
+        "{}: {} combinations: {} dropped as impossible, {} run ({} simulated now, {} reused): {} "
+        "fit, {} do not fit, {} invalid, {} failed",
+        search.spec.name, search.combinations.size(), dropped, search.sweep.plans.size(), result.sweep.ran,
+        result.sweep.reused, result.ranked.size(), result.sweep.does_not_fit, result.sweep.invalid,
+        result.sweep.failed);
     if (!result.ranked.empty()) {
         const PlanCombination& c = outputs.combination(result.ranked.front());
         headline += fmt::format("\n  best: {}, {}: {}\n  {}", layout_text(c), options_text(c),

@@ -31,15 +31,15 @@ namespace clustersim {
 template <typename T>
 struct SearchValue {
     T value{};
-    YAML::Node node;      // the value's node in the plan file (for overrides and error locations)
-    std::string key;      // its key path in the plan file: "search.pp[2]"
+    YAML::Node node;  // the value's node in the plan file (for overrides and error locations)
+    std::string key;  // its key path in the plan file: "search.pp[2]"
 };
 
 // A pipeline schedule the search tries: its kind and, for interleaved-1f1b, the chunks per rank.
 struct ScheduleChoice {
-    std::string kind;        // as written in scenarios: 1f1b, interleaved-1f1b, zb1p, dualpipe, ...
-    int virtual_stages = 1;  // > 1 only for interleaved-1f1b
-    YAML::Node node;         // the schedule's node in the plan file
+    std::string kind;                // as written in scenarios: 1f1b, interleaved-1f1b, zb1p, dualpipe, ...
+    int virtual_stages = 1;          // > 1 only for interleaved-1f1b
+    YAML::Node node;                 // the schedule's node in the plan file
     YAML::Node virtual_stages_node;  // the virtual_stages value's node (interleaved-1f1b only)
     std::string key;
 };
@@ -47,13 +47,13 @@ struct ScheduleChoice {
 // A training_plan file, read and checked (everything but the scenario itself).
 struct TrainingPlanSpec {
     std::filesystem::path file;
-    std::string name;         // the output folder's name (default: the file's stem)
+    std::string name;  // the output folder's name (default: the file's stem)
     std::string description;
     std::filesystem::path base;  // the base training scenario, resolved against the plan file's folder
     SourceLocation base_where;
     std::optional<SearchValue<int>> gpus;  // instead of the base's
-    std::vector<Override> set;   // values every plan gets, by dotted path (as a sweep's `set`)
-    std::size_t top = 10;        // how many plans report.md ranks
+    std::vector<Override> set;             // values every plan gets, by dotted path (as a sweep's `set`)
+    std::size_t top = 10;                  // how many plans report.md ranks
 
     // The search; an empty list keeps the base's value for that key.
     std::vector<SearchValue<int>> tp;

@@ -1,7 +1,7 @@
 // Tests of the training plan search: which combinations are dropped and why, the best plan and its
 // scenario, plans over memory and plans the loader rejects, resuming, and errors in plan files.
-#include "sim/planning/sweep_table.hpp"
 #include "sim/planning/training_plan.hpp"
+#include "sim/planning/sweep_table.hpp"
 #include "sim/scenario/scenario.hpp"
 #include "sweep_test_support.hpp"
 
@@ -59,7 +59,9 @@ std::string cell(const PlanRow& row, const std::string& name) {
     return "";
 }
 
-bool row_fits(const PlanRow& row) { return row.status == PlanStatus::ok && cell(row, "fits_in_memory") == "true"; }
+bool row_fits(const PlanRow& row) {
+    return row.status == PlanStatus::ok && cell(row, "fits_in_memory") == "true";
+}
 
 // The records of a CSV file (RFC 4180 quoting: the reason column holds commas).
 std::vector<std::vector<std::string>> csv_records(const std::string& text) {
@@ -116,7 +118,8 @@ constexpr const char* kHandChecked = R"(search:
 TEST_CASE("the search drops exactly the combinations the training loader cannot take, by first reason",
           "[planning][training_plan]") {
     SweepScratch dir("tplan-enum");
-    const TrainingPlanSearch search = expand_training_plan(read_training_plan_spec(plan_file(dir, "hand", kHandChecked)));
+    const TrainingPlanSearch search =
+        expand_training_plan(read_training_plan_spec(plan_file(dir, "hand", kHandChecked)));
     // By hand, on 48 GPUs with 8 per host, 24 layers and a global batch of 192 sequences:
     //  - tp 16 spans two hosts: 2 pp x 3 schedules x 3 micro-batch sizes = 18;
     //  - tp 1 x pp 5 does not divide 48: 3 x 3 = 9;
@@ -137,8 +140,9 @@ TEST_CASE("the search drops exactly the combinations the training loader cannot 
     std::vector<std::string> kept;
     for (const auto& c : search.combinations) {
         CHECK(c.dropped.has_value() != c.plan.has_value());
-        if (c.plan) kept.push_back(fmt::format("tp{} pp{} dp{} {} mbs{} m{}", c.tp, c.pp, c.dp, c.schedule,
-                                               c.micro_batch_size, c.micro_batches));
+        if (c.plan)
+            kept.push_back(fmt::format("tp{} pp{} dp{} {} mbs{} m{}", c.tp, c.pp, c.dp, c.schedule, c.micro_batch_size,
+                                       c.micro_batches));
     }
     CHECK(kept == std::vector<std::string>{"tp1 pp2 dp24 1f1b mbs1 m8", "tp1 pp2 dp24 1f1b mbs4 m2",
                                            "tp1 pp2 dp24 interleaved-1f1b mbs1 m8",
@@ -180,10 +184,12 @@ TEST_CASE("the base's layer split is kept where a plan has as many parts, and th
     std::string text = read_text(base_scenario());
     const std::string published = "parallel: {tp: 1, pp: 1, zero_stage: 1}";
     REQUIRE(text.find(published) != std::string::npos);
-    text.replace(text.find(published), published.size(), "parallel: {tp: 1, pp: 2, zero_stage: 1, layers_per_part: [10, 14]}");
+    text.replace(text.find(published), published.size(),
+                 "parallel: {tp: 1, pp: 2, zero_stage: 1, layers_per_part: [10, 14]}");
     std::ofstream(base) << text;
     const fs::path file = dir.path / "split.yaml";
-    std::ofstream(file) << "kind: training_plan\nbase: split-base.yaml\nsearch:\n  pp: [2, 4]\n  schedule: [1f1b, dualpipev]\n";
+    std::ofstream(file)
+        << "kind: training_plan\nbase: split-base.yaml\nsearch:\n  pp: [2, 4]\n  schedule: [1f1b, dualpipev]\n";
     const TrainingPlanSearch search = expand_training_plan(read_training_plan_spec(file));
     // pp 2 with 1F1B has 2 parts: the base's split; DualPipeV on pp 2 and everything on pp 4 have 4 or 8.
     REQUIRE(search.sweep.plans.size() == 4);
@@ -272,7 +278,8 @@ TEST_CASE("the best plan is the fitting plan with the most tokens/s/GPU, and bes
     RunOptions run_options;
     run_options.seed = best.seed;
     const nlohmann::ordered_json summary = best.runner->run(run_options, run_out);
-    CHECK(fmt::format("{}", summary["tokens_per_s_per_gpu"].get<double>()) == cell(rows[argmax], "tokens_per_s_per_gpu"));
+    CHECK(fmt::format("{}", summary["tokens_per_s_per_gpu"].get<double>()) ==
+          cell(rows[argmax], "tokens_per_s_per_gpu"));
     CHECK(fmt::format("{}", summary["step_time_s"].get<double>()) == cell(rows[argmax], "step_time_s"));
 }
 
@@ -343,7 +350,7 @@ search:
     for (const auto& row : result.sweep.rows) {
         CHECK(row.status == PlanStatus::invalid);
         CHECK_THAT(row.reason, Contains(file.string() + ":4:22: set.communication_sms: the scenario rejects "
-                                                         "\"communication_sms\" = -1: expected a value of at least 0"));
+                                                        "\"communication_sms\" = -1: expected a value of at least 0"));
     }
     CHECK(result.ranked.empty());
     CHECK(result.best_yaml.empty());
@@ -368,7 +375,8 @@ TEST_CASE("errors in a plan file name the file, line, column and key", "[plannin
     CHECK_THAT(bad, Contains(values.string() + ":6:14: search.pp[2]: 2 is listed twice (first as search.pp[0])"));
     CHECK_THAT(bad, Contains(values.string() + ":7:15: search.zero_stage: expected a list"));
 
-    const fs::path clash = plan_file(dir, "clash", "set:\n  parallel.pp: 4\nsearch:\n  pp: [2]\n  virtual_stages: [2]\n");
+    const fs::path clash =
+        plan_file(dir, "clash", "set:\n  parallel.pp: 4\nsearch:\n  pp: [2]\n  virtual_stages: [2]\n");
     const std::string clashes = plan_errors(clash);
     CHECK_THAT(clashes, Contains(clash.string() + ":4:16: set.parallel.pp: \"parallel.pp\" is varied by the search"));
     CHECK_THAT(clashes, Contains(clash.string() + ":7:19: search.virtual_stages: virtual_stages is tried with "
