@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <map>
 
 namespace clustersim {
 namespace {
@@ -43,15 +42,11 @@ std::string plan_kind(const std::string& file) {
 }
 
 int plan(const PlanArgs& args) {
-    static const std::map<std::string, ProgressStyle> styles = {{"auto", ProgressStyle::automatic},
-                                                                {"bar", ProgressStyle::bar},
-                                                                {"lines", ProgressStyle::lines},
-                                                                {"none", ProgressStyle::none}};
     PlanOptions options;
     options.out_dir = args.out;
     options.jobs = args.jobs;
     options.fresh = args.fresh;
-    options.progress = styles.at(args.progress);
+    options.progress = progress_style(args.progress);
     const PlanOutcome outcome = plan_kind(args.plan) == "serving_plan" ? run_serving_plan(args.plan, options)
                                                                        : run_training_plan(args.plan, options);
     fmt::print("{}\n", outcome.headline);

@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <map>
 
 namespace clustersim {
 namespace {
@@ -46,11 +45,7 @@ int sweep(const SweepArgs& args) {
         options.fresh = args.fresh;
         options.keep_runs = args.keep_runs;
         options.processes = group.get();
-        static const std::map<std::string, ProgressStyle> styles = {{"auto", ProgressStyle::automatic},
-                                                                    {"bar", ProgressStyle::bar},
-                                                                    {"lines", ProgressStyle::lines},
-                                                                    {"none", ProgressStyle::none}};
-        options.progress = styles.at(args.progress);
+        options.progress = progress_style(args.progress);
         report = run_sweep(spec, options);
     } catch (const InputError&) {
         if (rank != 0) return 2;  // every process finds the same problems; rank 0 lists them

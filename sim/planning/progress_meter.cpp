@@ -10,6 +10,13 @@
 
 namespace clustersim {
 
+ProgressStyle progress_style(const std::string& name) {
+    if (name == "bar") return ProgressStyle::bar;
+    if (name == "lines") return ProgressStyle::lines;
+    if (name == "none") return ProgressStyle::none;
+    return ProgressStyle::automatic;
+}
+
 ProgressMeter::ProgressMeter(std::FILE* out, ProgressStyle style, std::size_t total, std::string label, bool milestones)
     : out_(out), style_(style), total_(total), label_(std::move(label)), milestones_(milestones) {
     if (style_ == ProgressStyle::automatic)

@@ -11,6 +11,9 @@ namespace clustersim {
 
 enum class ProgressStyle { automatic, bar, lines, none };
 
+// The style the command-line option names: "auto", "bar", "lines" or "none" (anything else: auto).
+ProgressStyle progress_style(const std::string& name);
+
 class ProgressMeter {
 public:
     // `automatic` is a bar when `out` is a terminal and lines otherwise. Without `milestones`, lines

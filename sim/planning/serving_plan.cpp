@@ -2,6 +2,7 @@
 #include "sim/planning/serving_plan.hpp"
 
 #include "sim/input/yaml_reader.hpp"
+#include "sim/planning/plan_file.hpp"
 #include "sim/planning/progress_meter.hpp"
 #include "sim/planning/serving_plan_report.hpp"
 #include "sim/scenario/run_output.hpp"
@@ -35,11 +36,6 @@ const char* to_string(PoolKind kind) {
 }
 
 namespace {
-
-SourceLocation location_of(const std::string& file, const YAML::Node& n) {
-    const YAML::Mark m = n.Mark();
-    return m.is_null() ? SourceLocation{file, 0, 0} : SourceLocation{file, m.line + 1, m.column + 1};
-}
 
 // A time as the scenario loader reads it.
 std::string time_text(Time t) {
@@ -98,21 +94,11 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
     ServingPlanSpec spec;
     spec.file = file;
     root.choice("kind", {"serving_plan"}, std::nullopt, "serving_plan");
-    spec.name = root.optional<std::string>("name", file.stem().string(), "a short name (the output folder's)");
-    if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name == "." ||
-        spec.name == "..")
-        root.error("name",
-                   fmt::format("\"{}\" cannot name the output folder; expected a name without slashes", spec.name));
-    spec.description = root.optional<std::string>("description", "", "what the search asks");
-    const std::string base = root.required<std::string>("base", "the base serving scenario, relative to the plan file");
-    if (!base.empty()) {
-        const fs::path p(base);
-        spec.base = p.is_absolute() ? p : (file.parent_path() / p).lexically_normal();
-        std::error_code ec;
-        if (!fs::is_regular_file(spec.base, ec))
-            root.error("base",
-                       fmt::format("the base scenario \"{}\" is not a file (looked for {})", base, spec.base.string()));
-    }
+    PlanFileHeader header =
+        read_plan_file_header(root, file, "search", "the base serving scenario, relative to the plan file");
+    spec.name = std::move(header.name);
+    spec.description = std::move(header.description);
+    spec.base = std::move(header.base);
     spec.seed = root.maybe<std::uint64_t>("seed", "random seed of every run (default: the base scenario's)");
 
     MapReader load = root.child("load", "the load to serve");
@@ -172,7 +158,7 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
     const YAML::Node base_tree = YAML::LoadFile(spec.base.string());
     const auto base_error = [&](const std::string& message) {
         Diagnostics problems;
-        problems.error(location_of(file.string(), root.node()["base"]), "base", message);
+        problems.error(header.base_where, "base", message);
         problems.throw_if_any();
     };
     if (!base_tree["kind"] || base_tree["kind"].as<std::string>() != "serving")
@@ -195,9 +181,10 @@ namespace {
 // What the search shares: the base scenario and the plan.
 class Planner {
 public:
-    Planner(const ServingPlanSpec& spec, const PlanOptions& options)
-        : spec_(spec), options_(options), base_(YAML::LoadFile(spec.base.string())) {
-        absolutize(base_, spec.base.parent_path());
+    explicit Planner(const ServingPlanSpec& spec) : spec_(spec), base_(YAML::LoadFile(spec.base.string())) {
+        // Relative file paths of the base become absolute, so that the scenarios the search writes
+        // elsewhere (best.yaml) load the same files.
+        anchor_scenario_paths(base_, spec.base.parent_path());
     }
 
     std::vector<PoolCandidate> candidates(const PoolSearchSpec& search) const;
@@ -207,12 +194,8 @@ public:
     std::string deployment_text(const ServingPlanResult& result, const ServingPlanRow& row) const;
     // Whether a run's summary meets the objectives for what the pool does; the verdict says why not.
     std::pair<bool, std::string> judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate) const;
-    std::pair<bool, std::string> judge_deployment(const nlohmann::ordered_json& summary) const;
 
 private:
-    // Scenario files a relative path names from the base's folder become absolute, so that the
-    // scenarios the search writes elsewhere (best.yaml) load the same files.
-    static void absolutize(YAML::Node node, const fs::path& dir);
     YAML::Node pool_settings(const PoolSearchSpec& search) const;
     YAML::Node scenario(const std::string& mode, const std::vector<std::pair<const PoolCandidate*, int>>& pools,
                         double rate, Time duration, Time warmup, bool outputs, int split = 1) const;
@@ -221,29 +204,8 @@ private:
     std::int64_t overload_guard(PoolKind kind, double rate) const;
 
     const ServingPlanSpec& spec_;
-    const PlanOptions& options_;
     YAML::Node base_;
 };
-
-void Planner::absolutize(YAML::Node node, const fs::path& dir) {
-    if (!node.IsMap()) {
-        if (node.IsSequence())
-            for (auto item : node) absolutize(item, dir);
-        return;
-    }
-    for (auto item : node) {
-        const std::string key = item.first.as<std::string>();
-        YAML::Node value = item.second;
-        if ((key == "file" || key == "model") && value.IsScalar()) {
-            const fs::path p(value.as<std::string>());
-            std::error_code ec;
-            if (p.is_relative() && fs::is_regular_file(dir / p, ec))
-                value = fs::absolute(dir / p).lexically_normal().string();
-        } else {
-            absolutize(value, dir);
-        }
-    }
-}
 
 // The base's pool of the same role, or else its first pool: what a candidate's settings start from.
 YAML::Node Planner::pool_settings(const PoolSearchSpec& search) const {
@@ -414,10 +376,6 @@ std::pair<bool, std::string> Planner::judge(const nlohmann::ordered_json& summar
     return {false, verdict};
 }
 
-std::pair<bool, std::string> Planner::judge_deployment(const nlohmann::ordered_json& summary) const {
-    return judge(summary, PoolKind::colocated, spec_.rate_per_s);
-}
-
 // One instance of the candidate at rate / instances; a run whose queue still grows is repeated
 // twice as long up to max_duration. Nothing when the scenario rejects the candidate (recorded in it).
 std::optional<PoolRun> Planner::run_pool(PoolCandidate& candidate, int instances) const {
@@ -538,11 +496,17 @@ std::string Planner::deployment_text(const ServingPlanResult& result, const Serv
 // Plans from the pools' runs: every count of every feasible candidate (disaggregated: prefill x decode).
 std::vector<ServingPlanRow> make_rows(const ServingPlanSpec& spec, const ServingPlanResult& result) {
     std::vector<ServingPlanRow> rows;
-    std::map<std::pair<int, int>, std::vector<std::size_t>> prefill, decode, colocated;  // (candidate) -> runs
+    // The runs of counts from a candidate's fewest meeting the objectives up, by pool kind (the
+    // counts below it, and candidates no count serves, would only give plans that miss them).
+    std::vector<std::size_t> prefill, decode, colocated;
     for (std::size_t i = 0; i < result.runs.size(); ++i) {
         const PoolRun& r = result.runs[i];
-        auto& by = r.kind == PoolKind::prefill ? prefill : r.kind == PoolKind::decode ? decode : colocated;
-        by[{r.candidate, 0}].push_back(i);
+        const auto& candidates = r.kind == PoolKind::prefill  ? result.prefill
+                                 : r.kind == PoolKind::decode ? result.decode
+                                                              : result.colocated;
+        const auto& fewest = candidates[static_cast<std::size_t>(r.candidate)].fewest;
+        if (!fewest || r.instances < *fewest) continue;
+        (r.kind == PoolKind::prefill ? prefill : r.kind == PoolKind::decode ? decode : colocated).push_back(i);
     }
     const int p = spec.percentile;
     const auto input_rate = [](const PoolRun& r) {  // prompt tokens/s of the one instance
@@ -551,61 +515,46 @@ std::vector<ServingPlanRow> make_rows(const ServingPlanSpec& spec, const Serving
     const auto all_tokens = [](const PoolRun& r) {
         return metric(r.summary, "tokens_per_s_per_gpu") * metric(r.summary, "gpus");
     };
-    // Counts from the fewest that meet the objectives up (or every count run, for candidates that never meet them
-    // the plans would only be worse: left out).
-    const auto usable = [&](const std::vector<PoolCandidate>& candidates, const std::vector<std::size_t>& runs) {
-        std::vector<std::size_t> out;
-        for (std::size_t i : runs) {
-            const PoolRun& r = result.runs[i];
-            const auto& c = candidates[static_cast<std::size_t>(r.candidate)];
-            if (c.fewest && r.instances >= *c.fewest) out.push_back(i);
-        }
-        return out;
-    };
     if (spec.disaggregated) {
-        for (const auto& [pk, pruns] : prefill)
-            for (std::size_t pi : usable(result.prefill, pruns))
-                for (const auto& [dk, druns] : decode)
-                    for (std::size_t di : usable(result.decode, druns)) {
-                        const PoolRun& a = result.runs[pi];
-                        const PoolRun& b = result.runs[di];
-                        ServingPlanRow row;
-                        row.mode = "disaggregated";
-                        row.first_candidate = a.candidate;
-                        row.first_instances = a.instances;
-                        row.first_run = pi;
-                        row.second_candidate = b.candidate;
-                        row.second_instances = b.instances;
-                        row.second_run = di;
-                        const int gp = result.prefill[static_cast<std::size_t>(a.candidate)].gpus;
-                        const int gd = result.decode[static_cast<std::size_t>(b.candidate)].gpus;
-                        row.gpus = a.instances * gp + b.instances * gd;
-                        row.ttft_ms = metric(a.summary, percentile_key("ttft_ms", p));
-                        row.tpot_ms = metric(b.summary, percentile_key("tpot_ms", p));
-                        row.tokens_per_s_per_user = metric(b.summary, "output_tokens_per_s_per_decoding_request");
-                        row.tokens_per_s_per_gpu =
-                            (a.instances * input_rate(a) + b.instances * all_tokens(b)) / row.gpus;
-                        row.meets = a.meets && b.meets;
-                        rows.push_back(row);
-                    }
-    }
-    if (spec.colocated) {
-        for (const auto& [ck, cruns] : colocated)
-            for (std::size_t ci : usable(result.colocated, cruns)) {
-                const PoolRun& a = result.runs[ci];
+        for (std::size_t pi : prefill)
+            for (std::size_t di : decode) {
+                const PoolRun& a = result.runs[pi];
+                const PoolRun& b = result.runs[di];
                 ServingPlanRow row;
-                row.mode = "colocated";
+                row.mode = "disaggregated";
                 row.first_candidate = a.candidate;
                 row.first_instances = a.instances;
-                row.first_run = ci;
-                row.gpus = a.instances * result.colocated[static_cast<std::size_t>(a.candidate)].gpus;
+                row.first_run = pi;
+                row.second_candidate = b.candidate;
+                row.second_instances = b.instances;
+                row.second_run = di;
+                const int gp = result.prefill[static_cast<std::size_t>(a.candidate)].gpus;
+                const int gd = result.decode[static_cast<std::size_t>(b.candidate)].gpus;
+                row.gpus = a.instances * gp + b.instances * gd;
                 row.ttft_ms = metric(a.summary, percentile_key("ttft_ms", p));
-                row.tpot_ms = metric(a.summary, percentile_key("tpot_ms", p));
-                row.tokens_per_s_per_user = metric(a.summary, "output_tokens_per_s_per_decoding_request");
-                row.tokens_per_s_per_gpu = metric(a.summary, "tokens_per_s_per_gpu");
-                row.meets = a.meets;
+                row.tpot_ms = metric(b.summary, percentile_key("tpot_ms", p));
+                row.tokens_per_s_per_user = metric(b.summary, "output_tokens_per_s_per_decoding_request");
+                row.tokens_per_s_per_gpu = (a.instances * input_rate(a) + b.instances * all_tokens(b)) / row.gpus;
+                row.meets = a.meets && b.meets;
                 rows.push_back(row);
             }
+    }
+    if (spec.colocated) {
+        for (std::size_t ci : colocated) {
+            const PoolRun& a = result.runs[ci];
+            ServingPlanRow row;
+            row.mode = "colocated";
+            row.first_candidate = a.candidate;
+            row.first_instances = a.instances;
+            row.first_run = ci;
+            row.gpus = a.instances * result.colocated[static_cast<std::size_t>(a.candidate)].gpus;
+            row.ttft_ms = metric(a.summary, percentile_key("ttft_ms", p));
+            row.tpot_ms = metric(a.summary, percentile_key("tpot_ms", p));
+            row.tokens_per_s_per_user = metric(a.summary, "output_tokens_per_s_per_decoding_request");
+            row.tokens_per_s_per_gpu = metric(a.summary, "tokens_per_s_per_gpu");
+            row.meets = a.meets;
+            rows.push_back(row);
+        }
     }
     for (std::size_t i = 0; i < rows.size(); ++i) rows[i].plan = i;
     // The front of tokens/s per GPU against tokens/s per user over the plans meeting the objectives.
@@ -626,7 +575,7 @@ std::vector<ServingPlanRow> make_rows(const ServingPlanSpec& spec, const Serving
 ServingPlanResult search_serving_plan(const ServingPlanSpec& spec, const PlanOptions& options) {
     const auto started = std::chrono::steady_clock::now();
     const fs::path out_dir = options.out_dir.empty() ? fs::path("results/plans") / spec.name : options.out_dir;
-    Planner planner(spec, options);
+    Planner planner(spec);
     ServingPlanResult result;
     result.spec = spec;
     if (spec.disaggregated) {
@@ -734,7 +683,7 @@ ServingPlanResult search_serving_plan(const ServingPlanSpec& spec, const PlanOpt
         run_options.seed = loaded.seed;
         v.summary = loaded.runner->run(run_options, out);
         out.commit();
-        std::tie(v.meets, v.verdict) = planner.judge_deployment(v.summary);
+        std::tie(v.meets, v.verdict) = planner.judge(v.summary, PoolKind::colocated, spec.rate_per_s);
         result.verified.push_back(v);
         if (v.meets) {
             result.best = row.plan;

@@ -2,6 +2,7 @@
 #include "sim/planning/serving_plan_report.hpp"
 
 #include "sim/charts/gnuplot_chart.hpp"
+#include "sim/planning/plan_file.hpp"
 
 #include <fmt/format.h>
 
@@ -17,14 +18,6 @@ namespace {
 double metric(const nlohmann::ordered_json& summary, const std::string& key) {
     const auto it = summary.find(key);
     return it != summary.end() && it->is_number() ? it->get<double>() : 0.0;
-}
-
-// A CSV field: quoted when it holds a comma, a quote or a line break.
-std::string csv(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
 }
 
 // A Markdown table cell: no pipes or line breaks.
@@ -66,7 +59,7 @@ std::string shares_text(const nlohmann::ordered_json& summary, const std::string
     return out;
 }
 
-void write_pools_csv(const ServingPlanResult& r, const fs::path& path) {
+void write_pools_csv_cell(const ServingPlanResult& r, const fs::path& path) {
     std::ofstream f(path);
     const int p = r.spec.percentile;
     f << fmt::format(
@@ -77,8 +70,8 @@ void write_pools_csv(const ServingPlanResult& r, const fs::path& path) {
     for (const auto& run : r.runs) {
         const PoolCandidate& c = candidates_of(r, run.kind)[static_cast<std::size_t>(run.candidate)];
         f << fmt::format("{},{},{},{},{},{:.6g},{:.6g},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.0f}\n",
-                         to_string(run.kind), run.candidate, csv(c.description), c.gpus, run.instances,
-                         run.rate_per_instance, run.duration_s, run.meets ? "yes" : "no", csv(run.verdict),
+                         to_string(run.kind), run.candidate, csv_cell(c.description), c.gpus, run.instances,
+                         run.rate_per_instance, run.duration_s, run.meets ? "yes" : "no", csv_cell(run.verdict),
                          metric(run.summary, fmt::format("ttft_ms_p{}", p)),
                          metric(run.summary, fmt::format("tpot_ms_p{}", p)),
                          metric(run.summary, "output_tokens_per_s_per_decoding_request"),
@@ -89,11 +82,11 @@ void write_pools_csv(const ServingPlanResult& r, const fs::path& path) {
     for (auto kind : {PoolKind::prefill, PoolKind::decode, PoolKind::colocated})
         for (const auto& c : candidates_of(r, kind))
             if (!c.invalid.empty())
-                f << fmt::format("{},{},{},,,,,invalid,{},,,,,,,\n", to_string(kind), c.index, csv(c.description),
-                                 csv(c.invalid));
+                f << fmt::format("{},{},{},,,,,invalid,{},,,,,,,\n", to_string(kind), c.index, csv_cell(c.description),
+                                 csv_cell(c.invalid));
 }
 
-void write_plans_csv(const ServingPlanResult& r, const fs::path& path) {
+void write_plans_csv_cell(const ServingPlanResult& r, const fs::path& path) {
     std::ofstream f(path);
     const int p = r.spec.percentile;
     f << fmt::format(
@@ -106,8 +99,8 @@ void write_plans_csv(const ServingPlanResult& r, const fs::path& path) {
         const bool dis = row.mode == "disaggregated";
         f << fmt::format(
             "{},{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{},{}\n", row.plan, row.mode, to_string(a.kind),
-            a.index, csv(a.description), row.first_instances, dis ? std::to_string(row.second_candidate) : "",
-            dis ? csv(r.decode[static_cast<std::size_t>(row.second_candidate)].description) : "",
+            a.index, csv_cell(a.description), row.first_instances, dis ? std::to_string(row.second_candidate) : "",
+            dis ? csv_cell(r.decode[static_cast<std::size_t>(row.second_candidate)].description) : "",
             dis ? std::to_string(row.second_instances) : "", row.gpus, row.ttft_ms, row.tpot_ms,
             row.tokens_per_s_per_gpu, row.tokens_per_s_per_user, row.meets ? "yes" : "no", row.on_front ? "yes" : "no");
     }
@@ -323,8 +316,8 @@ std::string describe_plan_row(const ServingPlanResult& r, const ServingPlanRow& 
 
 void write_serving_plan_outputs(const ServingPlanResult& r, const fs::path& out_dir) {
     fs::create_directories(out_dir);
-    write_pools_csv(r, out_dir / "pools.csv");
-    write_plans_csv(r, out_dir / "plans.csv");
+    write_pools_csv_cell(r, out_dir / "pools.csv");
+    write_plans_csv_cell(r, out_dir / "plans.csv");
     const ChartFiles chart = write_front_chart(r, out_dir);
 
     const auto& s = r.spec;

@@ -2,6 +2,7 @@
 #include "sim/planning/sweep_spec.hpp"
 
 #include "sim/input/yaml_reader.hpp"
+#include "sim/planning/plan_file.hpp"
 
 #include <fmt/format.h>
 
@@ -11,12 +12,6 @@
 
 namespace clustersim {
 namespace {
-
-SourceLocation location_of(const std::string& file, const YAML::Node& n) {
-    const YAML::Mark m = n.Mark();
-    if (m.is_null()) return {file, 0, 0};
-    return {file, m.line + 1, m.column + 1};
-}
 
 // One axis of a block's product: each choice sets one value (grid) or several at once (zip).
 using Choice = std::vector<Override>;
@@ -221,29 +216,17 @@ SweepSpec read_sweep_spec(const std::filesystem::path& file) {
     spec.file = file;
     SweepReader reader(file.string(), diagnostics);
     MapReader root = MapReader::root(doc);
-    spec.name =
-        root.optional<std::string>("name", file.stem().string(), "a short name for the sweep (its output folder)");
-    if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name == "." ||
-        spec.name == "..")
-        root.error("name",
-                   fmt::format("\"{}\" cannot name the output folder; expected a name without slashes", spec.name));
-    spec.description = root.optional<std::string>("description", "", "what the sweep asks");
-    const std::string base = root.required<std::string>("base", "the base scenario, relative to the sweep file");
+    PlanFileHeader header = read_plan_file_header(root, file, "sweep", "the base scenario, relative to the sweep file");
+    spec.name = std::move(header.name);
+    spec.description = std::move(header.description);
+    spec.base = std::move(header.base);
+    spec.base_where = header.base_where;
     spec.on_invalid = root.choice("on_invalid", {"error", "mark"}, std::string("error"),
                                   "error: a plan the scenario rejects stops the sweep before anything runs; mark: it "
                                   "gets a row with status invalid and the reason") == "mark"
                           ? InvalidPlans::mark
                           : InvalidPlans::error;
     const YAML::Node top = root.node();  // const: looking a key up must not insert it
-    if (root.has("base")) spec.base_where = location_of(file.string(), top["base"]);
-    if (!base.empty()) {
-        const std::filesystem::path p(base);
-        spec.base = p.is_absolute() ? p : (file.parent_path() / p).lexically_normal();
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(spec.base, ec))
-            root.error("base",
-                       fmt::format("the base scenario \"{}\" is not a file (looked for {})", base, spec.base.string()));
-    }
 
     {
         const bool wanted = root.has("pareto");

@@ -1,6 +1,8 @@
 // Sweep rows: from run summaries, to and from the journal, and into the CSV (see sweep_table.hpp).
 #include "sim/planning/sweep_table.hpp"
 
+#include "sim/planning/plan_file.hpp"
+
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -30,17 +32,6 @@ void flatten(const std::string& prefix, const nlohmann::ordered_json& value,
     } else if (value.is_number_float()) {
         out.emplace_back(prefix, fmt::format("{}", value.get<double>()));  // shortest form that reads back exactly
     }
-}
-
-std::string csv_cell(const std::string& text) {
-    if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-    std::string out = "\"";
-    for (const char c : text) {
-        out += c;
-        if (c == '"') out += '"';
-    }
-    out += '"';
-    return out;
 }
 
 // Splits CSV text into records of cells (RFC 4180 quoting; a quoted cell may hold newlines).

@@ -4,6 +4,7 @@
 
 #include "sim/input/yaml_reader.hpp"
 #include "sim/pipeline/pipeline_schedule.hpp"
+#include "sim/planning/plan_file.hpp"
 #include "sim/planning/sweep_plan.hpp"
 #include "sim/planning/sweep_table.hpp"
 #include "sim/scenario/scenario.hpp"
@@ -24,12 +25,6 @@ namespace clustersim {
 namespace {
 
 namespace fs = std::filesystem;
-
-SourceLocation location_of(const std::string& file, const YAML::Node& n) {
-    const YAML::Mark m = n.Mark();
-    if (m.is_null()) return {file, 0, 0};
-    return {file, m.line + 1, m.column + 1};
-}
 
 // Names the scenario accepts for `schedule.kind` and `recompute`.
 std::vector<std::string> schedule_names() {
@@ -177,16 +172,6 @@ bool fits(const PlanRow& row) {
     return true;
 }
 
-std::string csv_cell(const std::string& text) {
-    if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-    std::string out = "\"";
-    for (const char c : text) {
-        out += c;
-        if (c == '"') out += '"';
-    }
-    return out + "\"";
-}
-
 std::string layout_text(const PlanCombination& c) {
     std::string s =
         fmt::format("TP{} PP{} EP{}{}, {}", c.tp, c.pp, c.ep, c.dp > 0 ? fmt::format(" DP{}", c.dp) : "", c.schedule);
@@ -218,32 +203,6 @@ TimeSplit time_split(const PlanRow& row) {
     t.rest = t.step - t.bubble - t.exposed;
     t.tail = t.step - t.pipeline;
     return t;
-}
-
-// ---- best.yaml ------------------------------------------------------------------------------------
-
-// Makes the files a scenario names by relative path absolute, so the scenario runs from any folder.
-// (The lookups are const: a non-const operator[] would add the keys it looks for.)
-void anchor_paths(YAML::Node root, const fs::path& base_dir) {
-    const auto anchored = [&](const std::string& written) { return (base_dir / written).lexically_normal().string(); };
-    const YAML::Node& tree = root;
-    if (const YAML::Node model = tree["model"]; model.IsDefined() && model.IsScalar()) {
-        const std::string m = model.Scalar();
-        const bool path_like = m.find('/') != std::string::npos || m.ends_with(".yaml") || m.ends_with(".json");
-        if (path_like && fs::path(m).is_relative()) root["model"] = anchored(m);
-    }
-    // As the topology loader looks: beside the scenario first, then the shipped topologies by name.
-    const YAML::Node topology = tree["topology"];
-    if (!topology.IsDefined()) return;
-    const YAML::Node file = topology.IsMap() ? static_cast<const YAML::Node&>(topology)["file"] : topology;
-    if (file.IsDefined() && file.IsScalar() && fs::path(file.Scalar()).is_relative() &&
-        fs::exists(base_dir / file.Scalar())) {
-        if (topology.IsMap()) {
-            root["topology"]["file"] = anchored(file.Scalar());
-        } else {
-            root["topology"] = anchored(file.Scalar());
-        }
-    }
 }
 
 }  // namespace
@@ -313,25 +272,13 @@ TrainingPlanSpec read_training_plan_spec(const fs::path& file) {
     MapReader root = MapReader::root(doc);
     (void)root.choice("kind", {"training_plan"}, std::nullopt,
                       "what the plan file searches: training_plan (this search) or serving_plan");
-    spec.name =
-        root.optional<std::string>("name", file.stem().string(), "a short name for the search (its output folder)");
-    if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name == "." ||
-        spec.name == "..")
-        root.error("name",
-                   fmt::format("\"{}\" cannot name the output folder; expected a name without slashes", spec.name));
-    spec.description = root.optional<std::string>("description", "", "what the search asks");
-    const std::string base =
-        root.required<std::string>("base", "the base training scenario, relative to the plan file");
+    PlanFileHeader header =
+        read_plan_file_header(root, file, "search", "the base training scenario, relative to the plan file");
+    spec.name = std::move(header.name);
+    spec.description = std::move(header.description);
+    spec.base = std::move(header.base);
+    spec.base_where = header.base_where;
     const YAML::Node top = root.node();
-    if (root.has("base")) spec.base_where = location_of(file_name, top["base"]);
-    if (!base.empty()) {
-        const fs::path p(base);
-        spec.base = p.is_absolute() ? p : (file.parent_path() / p).lexically_normal();
-        std::error_code ec;
-        if (!fs::is_regular_file(spec.base, ec))
-            root.error("base",
-                       fmt::format("the base scenario \"{}\" is not a file (looked for {})", base, spec.base.string()));
-    }
     if (auto gpus = root.maybe<int>("gpus", "GPUs in the job instead of the base's (the topology must have as many)",
                                     at_least(1))) {
         spec.gpus = SearchValue<int>{*gpus, top["gpus"], "gpus"};
@@ -1012,7 +959,7 @@ TrainingPlanResult search_training_plan(const fs::path& plan_file, const PlanOpt
         Diagnostics problems;
         YAML::Node tree = YAML::Load(build_plan_text(base, search.sweep.plans[best], problems));
         problems.throw_if_any();
-        anchor_paths(tree, base.path().parent_path());
+        anchor_scenario_paths(tree, base.path().parent_path());
         tree["description"] = fmt::format("{}, {}: the best plan of the training plan search {}", layout_text(c),
                                           options_text(c), search.spec.name);
         const PlanRow& row = rows[best];
