@@ -9,6 +9,7 @@
 #include "sim/moe/gpu_expert_load.hpp"
 #include "sim/serving/batch_cost_model.hpp"
 #include "sim/serving/latency_plot.hpp"
+#include "sim/serving/network_kv_transfer_channel.hpp"
 #include "sim/serving/serving_simulator.hpp"
 #include "sim/serving/workload.hpp"
 #include "topologies/topology.hpp"
@@ -64,6 +65,9 @@ struct ServingScenario {
     ServingConfig config;
     std::optional<Bandwidth> kv_bandwidth;
     std::optional<Time> kv_latency;
+    // KV transfers as flows on the topology (network), or over a FIFO link per decode instance (fifo).
+    bool kv_network = false;
+    std::vector<KvEndpoint> kv_endpoints;  // network: where each instance sits, in instance order
     // Workload.
     bool synthetic = true;
     SyntheticWorkloadSpec synthetic_spec;
@@ -378,6 +382,51 @@ double expert_imbalance(const ServingScenario& s, const ParallelLayout& layout, 
     return sum / layers;
 }
 
+// Reads `deployment.kv_transfer.model` (after the pools). Default: network for a disaggregated
+// deployment whose topology holds all its GPUs and that gives no FIFO keys; otherwise fifo. A decode
+// pool alone always uses fifo (its senders are not simulated).
+void read_kv_model(MapReader& kv, MapReader& root, ServingScenario& s, bool topology_ok) {
+    int gpus = 0;
+    std::string sizes;
+    for (const auto& p : s.pools) {
+        gpus += p.spec.instances * p.layout.tp;
+        sizes += fmt::format("{}{} {} x {}", sizes.empty() ? "" : " + ", p.spec.name, p.spec.instances, p.layout.tp);
+    }
+    const bool fits = topology_ok && s.topology->gpu_count() >= gpus;
+    const bool fifo_keys = s.kv_bandwidth || s.kv_latency;
+    std::string model;
+    if (kv.has("model")) {
+        model = kv.choice("model", {"network", "fifo"}, "fifo",
+                          "network: flows on the topology's links, shared max-min fairly; fifo: one FIFO link per "
+                          "decode instance");
+    } else {
+        model = s.mode == "disaggregated" && fits && !fifo_keys ? "network" : "fifo";
+        kv.resolved()["model"] = model;
+    }
+    if (model != "network") return;
+    if (s.mode != "disaggregated") {
+        kv.error("model", "a decode pool alone has no prefill instances to send its KV over the network; use fifo");
+        return;
+    }
+    if (s.kv_bandwidth)
+        kv.error("bandwidth",
+                 "bandwidth applies to model fifo only: the network model takes link bandwidths from the topology");
+    if (s.kv_latency)
+        kv.error("latency",
+                 "latency applies to model fifo only: the network model adds the topology's per-hop latencies");
+    if (!topology_ok) return;  // its errors are reported
+    if (!fits) {
+        const int per_host = s.topology->gpus_per_host();
+        root.error("topology",
+                   fmt::format("the KV transfer's network model places the deployment on the topology's GPUs: {} = "
+                               "{} GPUs need {} hosts of {} GPUs, and the topology has {}; raise topology.hosts or "
+                               "set deployment.kv_transfer.model: fifo",
+                               sizes, gpus, (gpus + per_host - 1) / per_host, per_host, s.topology->host_count()));
+        return;
+    }
+    s.kv_network = true;
+}
+
 class ServingRunner : public ScenarioRunner {
 public:
     explicit ServingRunner(ServingScenario s) : s_(std::move(s)) {}
@@ -390,6 +439,12 @@ private:
     void apply_load(double value, ServingConfig& config, SyntheticWorkloadSpec& spec) const;
     // Bisects the load search's variable; returns its record for summary.json and the value chosen.
     std::pair<nlohmann::ordered_json, double> search_load(const RunOptions& options);
+    // The KV transfer channel of one run on `sim` with the network model; null with fifo (the
+    // serving simulator's own FIFO channel).
+    std::unique_ptr<NetworkKvTransferChannel> network_channel(Simulator& sim) const {
+        if (!s_.kv_network) return nullptr;
+        return std::make_unique<NetworkKvTransferChannel>(sim, *s_.topology, s_.kv_endpoints);
+    }
 
     ServingScenario s_;
     std::optional<ServingConfig> costed_;
@@ -468,12 +523,13 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         MapReader kv = d.child("kv_transfer", "moving the KV cache from prefill to decode", false);
         s.kv_bandwidth = kv.maybe<Bandwidth>(
             "bandwidth",
-            "inbound bandwidth of one decode instance (default: the topology's network bandwidth per GPU "
+            "fifo: inbound bandwidth of one decode instance (default: the topology's network bandwidth per GPU "
             "x the instance's GPUs)",
             positive<Bandwidth>());
         s.kv_latency = kv.maybe<Time>("latency",
-                                      "fixed time added to each transfer (default: the topology's "
+                                      "fifo: fixed time added to each transfer (default: the topology's "
                                       "network path latency)");
+        read_kv_model(kv, root, s, topology_ok);
         kv.finish();
     }
     MapReader spec = d.child("speculative", "MTP speculative decoding", false);
@@ -579,7 +635,16 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         const Bytes per_rank = kv_cache_bytes(s.model, 1, decode.layout, kv_bytes);
         // Every rank of the attention group holding a request receives its share (MLA: a full copy).
         s.config.kv_transfer.bytes_per_token = per_rank * decode.layout.attn_tp();
-        if (s.kv_bandwidth) {
+        if (s.kv_network) {
+            // Link bandwidths and latencies come from the topology; instances sit on it in order.
+            std::vector<int> instance_gpus, attn_dp;
+            for (const auto& p : s.pools)
+                for (int i = 0; i < p.spec.instances; ++i) {
+                    instance_gpus.push_back(p.layout.tp);
+                    attn_dp.push_back(p.layout.attn_dp);
+                }
+            s.kv_endpoints = place_consecutively(instance_gpus, attn_dp);
+        } else if (s.kv_bandwidth) {
             s.config.kv_transfer.bandwidth = *s.kv_bandwidth;
         } else if (topology_ok) {
             s.config.kv_transfer.bandwidth = links.network * decode.spec.instance.gpus;
@@ -635,7 +700,8 @@ std::pair<nlohmann::ordered_json, double> ServingRunner::search_load(const RunOp
             source = std::make_unique<SyntheticRequestSource>(spec, options.seed);
         else
             source = std::make_unique<VectorRequestSource>(s_.trace_requests);
-        ServingSimulator serving(sim, config, *source);
+        const auto channel = network_channel(sim);
+        ServingSimulator serving(sim, config, *source, channel.get());
         serving.start();
         sim.run();
         const ServingSummary m = serving.summary();
@@ -697,7 +763,8 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
         source = std::make_unique<SyntheticRequestSource>(s_.synthetic_spec, options.seed);
     else
         source = std::make_unique<VectorRequestSource>(s_.trace_requests);
-    ServingSimulator serving(sim, config, *source);
+    const auto channel = network_channel(sim);
+    ServingSimulator serving(sim, config, *source, channel.get());
 
     std::ofstream requests_csv;
     if (s_.requests_csv) {
@@ -829,6 +896,20 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
                          {"expert_imbalance", imbalance[i]}});
     }
     j["pools"] = pools;
+    if (s_.mode == "disaggregated" || s_.mode == "decode_only") {
+        nlohmann::ordered_json kv = {{"model", s_.kv_network ? "network" : "fifo"},
+                                     {"transfers", m.kv_transfers},
+                                     {"ms_mean", m.kv_transfer_ms_mean},
+                                     {"ms_p99", m.kv_transfer_ms_p99}};
+        if (channel) {
+            // Mean utilization over the whole run of the link that carried the most for its capacity.
+            const auto [link, utilization] = channel->busiest_link(m.end);
+            kv["flows"] = channel->network().flows_started();
+            kv["busiest_link"] = link;
+            kv["busiest_link_utilization"] = utilization;
+        }
+        j["kv_transfer"] = kv;
+    }
     if (s_.synthetic) j["offered_rate_per_s"] = s_.synthetic_spec.arrival.rate_per_s;
     if (!load_search.is_null()) j["load_search"] = load_search;
     nlohmann::ordered_json provenance;

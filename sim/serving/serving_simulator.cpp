@@ -44,10 +44,12 @@ const char* to_string(RouterKind router) {
     return "kv_aware";
 }
 
-ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source)
+ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source,
+                                   KvTransferChannel* kv_channel)
     : sim_(sim),
       config_(std::move(config)),
       source_(source),
+      kv_channel_(kv_channel),
       speculative_rng_(sim.rng_stream("serving.speculative")),
       session_rng_(sim.rng_stream("serving.sessions")) {
     const auto& pools = config_.pools;
@@ -60,8 +62,13 @@ ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, Request
         throw std::invalid_argument(
             "a deployment is one colocated pool, a prefill pool followed by a decode pool, or one prefill or one "
             "decode pool alone");
-    if ((disaggregated || decode_only_) && !(config_.kv_transfer.bandwidth > Bandwidth{}))
-        throw std::invalid_argument("a disaggregated deployment needs a positive KV transfer bandwidth");
+    if ((disaggregated || decode_only_) && !kv_channel_) {
+        if (!(config_.kv_transfer.bandwidth > Bandwidth{}))
+            throw std::invalid_argument("a disaggregated deployment needs a positive KV transfer bandwidth");
+        fifo_channel_ =
+            std::make_unique<FifoKvTransferChannel>(sim_, config_.kv_transfer.bandwidth, config_.kv_transfer.latency);
+        kv_channel_ = fifo_channel_.get();
+    }
     if ((prefill_only_ || decode_only_) && config_.sessions)
         throw std::invalid_argument("sessions need the whole deployment, not one pool of it alone");
     if (config_.speculative.depth < 0 || config_.speculative.acceptance < 0 || config_.speculative.acceptance > 1)
@@ -574,18 +581,20 @@ void ServingSimulator::start_transfers(int index) {
         inst.incoming.pop_front();
         a.decode_blocks = need;
         set_used_blocks(inst, inst.used_blocks + need);
-        const Time start = std::max(sim_.now(), inst.link_free_at);
-        const Time wire =
-            config_.kv_transfer.bytes_per_token * static_cast<double>(tokens) / config_.kv_transfer.bandwidth;
-        inst.link_free_at = start + wire;
-        a.transfer_start = start;
-        a.transfer_end = start + wire + config_.kv_transfer.latency;
-        sim_.schedule_at(a.transfer_end, [this, slot] { transfer_done(slot); });
+        KvTransfer transfer;
+        transfer.request = a.request.id;
+        transfer.from_instance = decode_only_ ? -1 : a.instance;  // alone, the decode pool's senders are not simulated
+        transfer.to_instance = index;
+        transfer.tokens = tokens;
+        transfer.bytes = config_.kv_transfer.bytes_per_token * static_cast<double>(tokens);
+        a.transfer_start = kv_channel_->start(transfer, [this, slot] { transfer_done(slot); });
     }
 }
 
 void ServingSimulator::transfer_done(int slot) {
     Active& a = slots_[static_cast<std::size_t>(slot)];
+    a.transfer_end = sim_.now();
+    if (a.request.arrival >= config_.warmup) kv_transfer_ms_.push_back((a.transfer_end - a.transfer_start).ms());
     const int prefill_index = decode_only_ ? -1 : a.instance;  // alone, the decode pool's senders are not simulated
     if (prefill_index >= 0) {
         Instance& prefill = instances_[static_cast<std::size_t>(prefill_index)];
@@ -663,6 +672,11 @@ ServingSummary ServingSimulator::summary() const {
                             (end_ - inst.utilization_since).seconds();
         if (end_s > 0) utilization += (inst.utilization_integral_s + tail) / end_s;
     }
+    s.kv_transfers = static_cast<std::int64_t>(kv_transfer_ms_.size());
+    double transfer_ms = 0;
+    for (double v : kv_transfer_ms_) transfer_ms += v;
+    s.kv_transfer_ms_mean = kv_transfer_ms_.empty() ? 0.0 : transfer_ms / static_cast<double>(kv_transfer_ms_.size());
+    s.kv_transfer_ms_p99 = percentile(kv_transfer_ms_, 99);
     s.kv_cache_utilization_mean = instances_.empty() ? 0.0 : utilization / static_cast<double>(instances_.size());
     const double in_system_tail = static_cast<double>(in_system_) * (end_ - in_system_since_).seconds();
     s.mean_requests_in_system = end_s > 0 ? (in_system_integral_s_ + in_system_tail) / end_s : 0.0;

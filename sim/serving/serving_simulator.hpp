@@ -9,14 +9,16 @@
 // the most recently admitted request is preempted (its blocks freed, recomputed later, as vLLM's
 // recompute preemption does). Prefix-cache hits skip the prefill compute of the cached tokens.
 // Disaggregated deployments hand a request to a decode instance when its prefill has produced the
-// first token; the KV cache moves over the decode instance's inbound link (FIFO) after the decode
-// instance has reserved blocks for it. Iteration times come from a BatchCostModel per instance.
+// first token; the KV cache moves over a KvTransferChannel (a FIFO link per decode instance, or
+// flows on the network model) after the decode instance has reserved blocks for it. Iteration times
+// come from a BatchCostModel per instance.
 #pragma once
 
 #include "sim/core/rng_stream.hpp"
 #include "sim/core/signal.hpp"
 #include "sim/core/simulator.hpp"
 #include "sim/serving/batch_cost_model.hpp"
+#include "sim/serving/kv_transfer_channel.hpp"
 #include "sim/serving/workload.hpp"
 
 #include <cstdint>
@@ -59,9 +61,10 @@ struct PoolSpec {
 
 // KV transfer from a prefill instance to a decode instance.
 struct KvTransferSpec {
+    // The FIFO channel's (used when the simulator is given no channel of its own).
     Bandwidth bandwidth;  // of a decode instance's inbound link (all its receiving NICs together)
     Time latency;
-    Bytes bytes_per_token;  // KV bytes one token adds, moved as a whole
+    Bytes bytes_per_token;  // KV bytes one token adds, summed over the receiving ranks
 };
 
 struct SpeculativeSpec {
@@ -163,6 +166,10 @@ struct ServingSummary {
     double kv_cache_utilization_mean = 0;  // time-weighted mean over instances of used / capacity blocks
     double mean_requests_in_system = 0;    // time average over [0, end]
     double mean_time_in_system_s = 0;      // over every request that left (completed or rejected)
+    // KV transfers of requests that arrived after the warm-up: count, and transfer times (first byte
+    // moving to last byte arrived) in ms.
+    std::int64_t kv_transfers = 0;
+    double kv_transfer_ms_mean = 0, kv_transfer_ms_p99 = 0;
     double prefill_nodes = 0;
     double decode_nodes = 0;
     int gpus = 0;
@@ -171,8 +178,11 @@ struct ServingSummary {
 
 class ServingSimulator {
 public:
-    // Checks the config (throws std::invalid_argument naming the problem).
-    ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source);
+    // Checks the config (throws std::invalid_argument naming the problem). KV transfers go over
+    // `kv_channel` (not owned; it must outlive the run), or when null over a FifoKvTransferChannel
+    // of config.kv_transfer's bandwidth and latency.
+    ServingSimulator(Simulator& sim, ServingConfig config, RequestSource& source,
+                     KvTransferChannel* kv_channel = nullptr);
     ServingSimulator(const ServingSimulator&) = delete;
     ServingSimulator& operator=(const ServingSimulator&) = delete;
 
@@ -232,7 +242,6 @@ private:
         std::unordered_map<std::int64_t, std::int64_t> session_tokens;
         bool busy = false;
         Time iteration_start;
-        Time link_free_at;
         double utilization_integral_s = 0;  // integral of used / capacity over time
         Time utilization_since;
     };
@@ -271,6 +280,8 @@ private:
     bool decode_only_ = false;
     bool overloaded_ = false;  // a decode pool alone: requests arrive with their first token and KV elsewhere
     RequestSource& source_;
+    std::unique_ptr<KvTransferChannel> fifo_channel_;  // when no channel was given
+    KvTransferChannel* kv_channel_ = nullptr;
     RngStream speculative_rng_;
     RngStream session_rng_;
     std::int64_t next_followup_id_ = std::int64_t{1} << 40;  // follow-up turns, apart from the source's ids
@@ -292,7 +303,7 @@ private:
     std::int64_t left_ = 0;
     std::int64_t worst_kv_excess_ = 0;
     Time end_;
-    std::vector<double> ttft_s_, tpot_s_, e2e_s_, speed_;
+    std::vector<double> ttft_s_, tpot_s_, e2e_s_, speed_, kv_transfer_ms_;
     std::int64_t good_requests_ = 0;  // completed, arrived in the window, meeting both SLOs
 
     Signal<const IterationRecord&> on_iteration_;

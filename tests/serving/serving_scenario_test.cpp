@@ -416,3 +416,76 @@ TEST_CASE("a scenario reads the KV-aware router and per-instance session caches"
     }());
     CHECK_THAT(errors_of(g.path()), Contains("per_instance"));
 }
+
+namespace {
+
+// One prefill and one decode instance of 8 GPUs each (16 GPUs: 2 hosts of h100-ib-rail).
+std::string disaggregated_scenario(int hosts, const std::string& kv_transfer) {
+    return fmt::format(R"(kind: serving
+model: llama3-8b
+gpu: h100-sxm
+topology: {{file: h100-ib-rail, hosts: {}}}
+batch_cost: {{kind: fixed, base: 5ms, per_prefill_token: 20us, per_decode_token: 50us}}
+deployment:
+  mode: disaggregated
+  prefill:
+    layout: {{tp: 8}}
+  decode:
+    layout: {{tp: 8}}
+{}workload:
+  kind: synthetic
+  arrival: {{process: poisson, rate_per_s: 5}}
+  requests: 100
+  input_tokens: {{distribution: uniform, min: 100, max: 2000}}
+  output_tokens: {{distribution: fixed, value: 20}}
+)",
+                       hosts, kv_transfer.empty() ? "" : "  kv_transfer: " + kv_transfer + "\n");
+}
+
+}  // namespace
+
+TEST_CASE("a disaggregated scenario moves KV as network flows when its topology holds it, else over FIFO links") {
+    auto kv_of = [](int hosts, const std::string& kv, const std::string& name) {
+        TempFile f(name + ".yaml", disaggregated_scenario(hosts, kv));
+        LoadedScenario s = load_scenario(f.path(), std::nullopt);
+        RunOutput out(temp_path(name));
+        const auto summary = s.runner->run(RunOptions{}, out);
+        CHECK(summary["completed_requests"].get<int>() == 100);
+        return std::make_pair(s.resolved_yaml, summary["kv_transfer"]);
+    };
+    const auto [network_yaml, network] = kv_of(2, "", "kv-network");
+    CHECK_THAT(network_yaml, Contains("model: network"));
+    CHECK(network["model"] == "network");
+    CHECK(network["transfers"].get<int>() == 100);
+    CHECK(network["flows"].get<int>() == 100 * 8);  // attention TP8: one flow per rank
+    CHECK(network["ms_mean"].get<double>() > 0);
+    CHECK(network["busiest_link_utilization"].get<double>() > 0);
+    CHECK(network["busiest_link_utilization"].get<double>() < 1);
+    // One host cannot hold both instances: the FIFO link, as before.
+    const auto [small_yaml, small] = kv_of(1, "", "kv-small");
+    CHECK_THAT(small_yaml, Contains("model: fifo"));
+    CHECK(small["model"] == "fifo");
+    CHECK_FALSE(small.contains("busiest_link"));
+    // FIFO keys choose the FIFO link.
+    const auto [fifo_yaml, fifo] = kv_of(2, "{bandwidth: 100GB/s}", "kv-fifo");
+    CHECK(fifo["model"] == "fifo");
+    // Both see the same requests; the network's 8 x 50 GB/s beat the FIFO's 100 GB/s.
+    CHECK(network["ms_mean"].get<double>() < fifo["ms_mean"].get<double>());
+}
+
+TEST_CASE("the network KV transfer on too small a topology is an error at the topology key naming the hosts needed") {
+    TempFile f("kv-too-small.yaml", disaggregated_scenario(1, "{model: network}"));
+    CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":4:") && Contains("topology") &&
+                                        Contains("prefill 1 x 8 + decode 1 x 8 = 16 GPUs need 2 hosts of 8 GPUs") &&
+                                        Contains("model: fifo"));
+}
+
+TEST_CASE("KV transfer bandwidth and latency apply to the FIFO model only") {
+    TempFile f("kv-network-bandwidth.yaml",
+               disaggregated_scenario(2, "{model: network, bandwidth: 100GB/s, latency: 5us}"));
+    const std::string errors = errors_of(f.path());
+    CHECK_THAT(errors, Contains("deployment.kv_transfer.bandwidth") && Contains("applies to model fifo only"));
+    CHECK_THAT(errors, Contains("deployment.kv_transfer.latency"));
+    TempFile g("kv-bad-model.yaml", disaggregated_scenario(2, "{model: netwrok}"));
+    CHECK_THAT(errors_of(g.path()), Contains("did you mean \"network\""));
+}

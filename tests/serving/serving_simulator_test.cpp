@@ -1,12 +1,16 @@
 // The request-level simulator with a fixed-time cost model: conservation, Little's law, the KV cache
 // limit, preemption, disaggregation, speculative decoding and determinism.
 #include "sim/serving/serving_simulator.hpp"
+#include "sim/input/diagnostics.hpp"
+#include "sim/serving/network_kv_transfer_channel.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
 
 using namespace clustersim;
@@ -70,10 +74,15 @@ struct RunResult {
     std::int64_t left_in_system = 0;
 };
 
-RunResult run(const ServingConfig& config, const SyntheticWorkloadSpec& w, std::uint64_t seed = 1) {
+// Makes the KV transfer channel of one run (none: the simulator's FIFO of config.kv_transfer).
+using ChannelFactory = std::function<std::unique_ptr<KvTransferChannel>(Simulator&)>;
+
+RunResult run(const ServingConfig& config, const SyntheticWorkloadSpec& w, std::uint64_t seed = 1,
+              const ChannelFactory& make_channel = {}) {
     Simulator sim(seed);
     SyntheticRequestSource source(w, seed);
-    ServingSimulator serving(sim, config, source);
+    const auto channel = make_channel ? make_channel(sim) : nullptr;
+    ServingSimulator serving(sim, config, source, channel.get());
     RunResult r;
     serving.on_request_done().subscribe([&](const RequestRecord& rec) { r.records.push_back(rec); });
     serving.on_iteration().subscribe([&](const IterationRecord& it) { r.iterations.push_back(it); });
@@ -191,6 +200,34 @@ TEST_CASE("disaggregated pools move every request's KV cache and lose nothing") 
     // Decode instances run decode steps only, unless they recompute a preempted request.
     for (const auto& it : r.iterations)
         if (it.instance == 0) CHECK(it.decode_requests == 0);
+}
+
+TEST_CASE("disaggregated pools whose KV moves as network flows lose nothing, each transfer at most NIC speed") {
+    // The prefill instance (8 GPUs, DP8) on host 0, the decode instances (DP2 x TP4) on hosts 1 and 2.
+    Diagnostics diagnostics;
+    TopologyOverrides hosts;
+    hosts.hosts = 3;
+    const auto topology =
+        load_topology(std::string(CLUSTERSIM_SOURCE_DIR) + "/topologies/h100-ib-rail.yaml", diagnostics, hosts);
+    REQUIRE(topology);
+    const ChannelFactory network = [&](Simulator& sim) -> std::unique_ptr<KvTransferChannel> {
+        return std::make_unique<NetworkKvTransferChannel>(sim, *topology, place_consecutively({8, 8, 8}, {8, 2, 2}));
+    };
+    ServingConfig config = disaggregated(30'000);
+    config.kv_transfer.bandwidth = Bandwidth{};  // unused: the network channel moves the KV
+    const auto r = run(config, workload(10, 500), 2, network);
+    check_conservation(r, 500);
+    CHECK(r.worst_kv_excess <= 0);
+    // Each of the decode group's 4 ranks receives a quarter over its own 400 Gb/s NIC.
+    const Bandwidth group = 400_Gbps * 4.0;
+    for (const auto& rec : r.records) {
+        if (rec.decode_instance < 0) continue;
+        const Bytes bytes = config.kv_transfer.bytes_per_token * static_cast<double>(rec.request.input_tokens + 1);
+        CHECK(rec.transfer_start >= rec.first_token);
+        CHECK(rec.transfer_end - rec.transfer_start >= bytes / group);
+    }
+    CHECK(r.summary.kv_transfers > 0);
+    CHECK(r.summary.kv_transfer_ms_p99 >= r.summary.kv_transfer_ms_mean);
 }
 
 TEST_CASE("MTP speculative decoding with full acceptance emits two tokens per decode step") {
