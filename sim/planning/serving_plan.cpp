@@ -7,6 +7,7 @@
 #include "sim/planning/serving_plan_report.hpp"
 #include "sim/scenario/run_output.hpp"
 #include "sim/scenario/scenario.hpp"
+#include "sim/serving/workload.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -102,8 +103,22 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
     spec.seed = root.maybe<std::uint64_t>("seed", "random seed of every run (default: the base scenario's)");
 
     MapReader load = root.child("load", "the load to serve");
-    spec.rate_per_s = load.required<double>("rate_per_s", "requests per second, Poisson, with the base's lengths",
-                                            positive<double>());
+    const auto rate =
+        load.maybe<double>("rate_per_s", "requests per second, Poisson, with the base's lengths", positive<double>());
+    const auto input_per_day = load.maybe<double>(
+        "input_tokens_per_day", "prompt tokens a day (cache hits included), at the base's mean prompt length",
+        positive<double>());
+    const auto output_per_day = load.maybe<double>(
+        "output_tokens_per_day", "output tokens a day, at the base's mean output length", positive<double>());
+    const int given = (rate ? 1 : 0) + (input_per_day ? 1 : 0) + (output_per_day ? 1 : 0);
+    if (given != 1)
+        load.error_here(
+            fmt::format("give exactly one of rate_per_s, input_tokens_per_day and output_tokens_per_day; "
+                        "found {}",
+                        given));
+    if (rate) spec.rate_per_s = *rate;
+    if (input_per_day) spec.load = {"input_tokens_per_day", *input_per_day, 0};
+    if (output_per_day) spec.load = {"output_tokens_per_day", *output_per_day, 0};
     load.finish();
 
     MapReader slo = root.child("slo", "the latency objectives every plan must meet");
@@ -173,6 +188,26 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
     if (base_tree["workload"]["sessions"])
         base_error(fmt::format("{}: multi-turn sessions need the whole deployment; pools cannot be sized alone",
                                spec.base.string()));
+    if (base_tree["workload"]["arrival"] && base_tree["workload"]["arrival"]["rate_profile"])
+        base_error(
+            fmt::format("{}: the search sizes pools for one steady rate, and a run of {} would see only the "
+                        "start of the arrival's rate_profile; remove it and plan for the rate to serve "
+                        "(the profile's peak, say)",
+                        spec.base.string(), time_text(spec.duration)));
+    if (!spec.load.basis.empty()) {
+        // Tokens a day become requests per second at the mean length of the base's distribution.
+        Diagnostics length_problems;
+        auto base_doc = YamlDocument::load_file(spec.base.string(), length_problems);
+        length_problems.throw_if_any();
+        MapReader workload = MapReader::root(base_doc).child("workload", "the requests to serve");
+        const bool input = spec.load.basis == "input_tokens_per_day";
+        const LengthDistribution lengths =
+            read_length_distribution(workload, input ? "input_tokens" : "output_tokens", spec.base.parent_path(),
+                                     input ? "prompt lengths" : "output lengths");
+        base_doc->diagnostics().throw_if_any();
+        spec.load.mean_tokens = lengths.mean();
+        spec.rate_per_s = spec.load.tokens_per_day / 86400.0 / spec.load.mean_tokens;
+    }
     return spec;
 }
 

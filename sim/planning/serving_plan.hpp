@@ -48,7 +48,14 @@ struct ServingPlanSpec {
     std::string description;
     std::filesystem::path base;  // a serving scenario
     std::optional<std::uint64_t> seed;
-    double rate_per_s = 0;  // the load to serve
+    double rate_per_s = 0;  // the load to serve, given or derived from `load`
+    // A load given as tokens a day: `basis` is input_tokens_per_day or output_tokens_per_day (empty
+    // when the rate was given), at the base workload's mean prompt or output length.
+    struct DailyLoad {
+        std::string basis;
+        double tokens_per_day = 0;
+        double mean_tokens = 0;
+    } load;
     std::optional<Time> ttft_slo, tpot_slo;
     int percentile = 90;  // of the objectives: 50, 90 or 99
     Time duration, warmup, max_duration;

@@ -150,8 +150,15 @@ void write_report(const ServingPlanResult& r, const fs::path& path, const ChartF
     if (!s.description.empty()) f << s.description << "\n\n";
     f << fmt::format(
         "**Question.** Serve {:.6g} requests/s (Poisson; lengths, model, GPU and the rest as in `{}`) with "
-        "TTFT p{} at most {} and TPOT p{} at most {}, on the fewest GPUs.\n\n",
+        "TTFT p{} at most {} and TPOT p{} at most {}, on the fewest GPUs.",
         s.rate_per_s, s.base.filename().string(), p, time_text(s.ttft_slo), p, time_text(s.tpot_slo));
+    if (!s.load.basis.empty())
+        f << fmt::format(
+            " The rate is the load of {:.4g} {} tokens a day over 86,400 s at the base's mean {} "
+            "length of {:.6g} tokens.",
+            s.load.tokens_per_day, s.load.basis == "input_tokens_per_day" ? "input" : "output",
+            s.load.basis == "input_tokens_per_day" ? "prompt" : "output", s.load.mean_tokens);
+    f << "\n\n";
 
     std::size_t meeting = 0;
     for (const auto& row : r.rows) meeting += row.meets ? 1 : 0;
@@ -326,6 +333,11 @@ void write_serving_plan_outputs(const ServingPlanResult& r, const fs::path& out_
     j["name"] = s.name;
     j["base"] = s.base.string();
     j["rate_per_s"] = s.rate_per_s;
+    if (!s.load.basis.empty()) {
+        j["load"] = {{"basis", s.load.basis},
+                     {"tokens_per_day", s.load.tokens_per_day},
+                     {"mean_tokens_per_request", s.load.mean_tokens}};
+    }
     nlohmann::ordered_json slo = {{"percentile", s.percentile}};
     if (s.ttft_slo) slo["ttft_ms"] = s.ttft_slo->ms();
     if (s.tpot_slo) slo["tpot_ms"] = s.tpot_slo->ms();

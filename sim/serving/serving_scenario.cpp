@@ -122,41 +122,6 @@ void read_load(MapReader& root, ServingScenario& s) {
     s.load_search = l;
 }
 
-LengthDistribution read_length(MapReader& parent, std::string_view key, const ScenarioContext& context,
-                               std::string_view meaning) {
-    MapReader r = parent.child(key, meaning);
-    LengthDistribution d;
-    const std::string kind = r.choice("distribution", {"fixed", "uniform", "lognormal", "empirical"}, std::nullopt,
-                                      "how token counts are drawn");
-    if (kind == "fixed") {
-        d.kind = LengthKind::fixed;
-        d.value = r.required<std::int64_t>("value", "tokens of every request", at_least<std::int64_t>(1));
-    } else if (kind == "uniform") {
-        d.kind = LengthKind::uniform;
-        d.min = r.required<std::int64_t>("min", "fewest tokens (inclusive)", at_least<std::int64_t>(1));
-        d.max = r.required<std::int64_t>("max", "most tokens (inclusive)", at_least<std::int64_t>(1));
-        if (d.max < d.min) r.error("max", fmt::format("max {} is below min {}", d.max, d.min));
-    } else if (kind == "lognormal") {
-        d.kind = LengthKind::lognormal;
-        d.median = r.required<double>("median", "median tokens, exp(mu)", positive<double>());
-        d.sigma = r.required<double>("sigma", "standard deviation of the log of the token count", in_range(0.0, 10.0));
-        d.min = r.optional<std::int64_t>("min", 1, "draws below are raised to this", at_least<std::int64_t>(1));
-        d.max =
-            r.optional<std::int64_t>("max", 1'000'000, "draws above are lowered to this", at_least<std::int64_t>(1));
-        if (d.max < d.min) r.error("max", fmt::format("max {} is below min {}", d.max, d.min));
-    } else if (kind == "empirical") {
-        d.kind = LengthKind::empirical;
-        const std::string file = r.required<std::string>("file", "CSV file with a header and a column of token counts");
-        const std::string column = r.required<std::string>("column", "the column to draw from");
-        if (!file.empty() && !column.empty()) {
-            const fs::path path = fs::path(file).is_absolute() ? fs::path(file) : context.scenario_dir / file;
-            d.samples = read_length_column(path.string(), column, r.document()->diagnostics());
-        }
-    }
-    r.finish();
-    return d;
-}
-
 ArrivalSpec read_arrival(MapReader& parent) {
     MapReader r = parent.child("arrival", "how requests arrive");
     ArrivalSpec a;
@@ -197,8 +162,8 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
         s.synthetic = true;
         auto& spec = s.synthetic_spec;
         spec.arrival = read_arrival(w);
-        spec.input = read_length(w, "input_tokens", context, "prompt lengths");
-        spec.output = read_length(w, "output_tokens", context, "output lengths");
+        spec.input = read_length_distribution(w, "input_tokens", context.scenario_dir, "prompt lengths");
+        spec.output = read_length_distribution(w, "output_tokens", context.scenario_dir, "output lengths");
         spec.prefix_hit_ratio = hit;
         spec.requests = w.maybe<std::int64_t>("requests", "stop after this many requests", at_least<std::int64_t>(1));
         spec.duration = w.maybe<Time>("duration", "stop arrivals after this time", positive<Time>());
@@ -207,11 +172,13 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
         if (w.has("sessions")) {
             MapReader m = w.child("sessions", "multi-turn sessions: follow-up turns after each reply", false);
             SessionSpec session;
-            session.turns = read_length(m, "turns", context, "turns per session");
+            session.turns = read_length_distribution(m, "turns", context.scenario_dir, "turns per session");
             session.think_time_mean = m.required<Time>(
                 "think_time", "mean pause between a reply and the next turn (exponential)", positive<Time>());
-            session.new_input = read_length(m, "new_input_tokens", context, "tokens the user adds per follow-up");
-            session.output = read_length(m, "output_tokens", context, "output tokens of a follow-up turn");
+            session.new_input = read_length_distribution(m, "new_input_tokens", context.scenario_dir,
+                                                         "tokens the user adds per follow-up");
+            session.output =
+                read_length_distribution(m, "output_tokens", context.scenario_dir, "output tokens of a follow-up turn");
             session.per_instance_cache =
                 m.choice("cache", {"shared", "per_instance"}, "shared",
                          "where the conversation's KV stays between turns: shared (a hit on any instance) or "

@@ -12,10 +12,10 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
-#include <tuple>
 #include <set>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
 #include <unordered_set>
 
 namespace clustersim {
@@ -95,15 +95,16 @@ std::string first_line(const std::string& path) {
 // column) the error goes to `diagnostics`, naming the closest header name, and nothing is returned.
 template <std::size_t N>
 std::unique_ptr<CsvReader<N>> open_csv(const std::string& path, const std::array<std::string, N>& columns,
-                                        const std::string& expected, Diagnostics& diagnostics) {
+                                       const std::string& expected, Diagnostics& diagnostics) {
     if (!std::ifstream(path)) {
         diagnostics.error({path, 0, 0}, "", "cannot open the file");
         return nullptr;
     }
     try {
         auto in = std::make_unique<CsvReader<N>>(path);
-        std::apply([&](const auto&... c) { in->read_header(io::ignore_extra_column | io::ignore_missing_column, c...); },
-                   columns);
+        std::apply(
+            [&](const auto&... c) { in->read_header(io::ignore_extra_column | io::ignore_missing_column, c...); },
+            columns);
         for (const auto& c : columns) {
             if (in->has_column(c)) continue;
             const std::string header = first_line(path);
@@ -121,7 +122,8 @@ std::unique_ptr<CsvReader<N>> open_csv(const std::string& path, const std::array
         }
         return in;
     } catch (const io::error::base& e) {
-        diagnostics.error({path, 1, 0}, "", fmt::format("cannot read the header ({}); expected {}", e.what(), expected));
+        diagnostics.error({path, 1, 0}, "",
+                          fmt::format("cannot read the header ({}); expected {}", e.what(), expected));
         return nullptr;
     }
 }
@@ -172,6 +174,32 @@ std::int64_t LengthDistribution::sample(RngStream& rng) const {
     return value;
 }
 
+double LengthDistribution::mean() const {
+    switch (kind) {
+        case LengthKind::fixed:
+            return static_cast<double>(value);
+        case LengthKind::uniform:
+            return 0.5 * static_cast<double>(min + max);
+        case LengthKind::lognormal: {
+            const double lo = static_cast<double>(min), hi = static_cast<double>(max);
+            if (sigma == 0) return std::clamp(median, lo, hi);
+            // E[clamp(X, lo, hi)] for ln X ~ N(mu, sigma^2): the clamped tails at their bounds plus the
+            // partial mean of X between them, exp(mu + sigma^2 / 2) [Phi(b - sigma) - Phi(a - sigma)].
+            const auto phi = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
+            const double mu = std::log(median);
+            const double a = (std::log(lo) - mu) / sigma, b = (std::log(hi) - mu) / sigma;
+            return lo * phi(a) + hi * (1 - phi(b)) +
+                   std::exp(mu + sigma * sigma / 2) * (phi(b - sigma) - phi(a - sigma));
+        }
+        case LengthKind::empirical: {
+            double sum = 0;
+            for (const std::int64_t v : samples) sum += static_cast<double>(v);
+            return samples.empty() ? 0.0 : sum / static_cast<double>(samples.size());
+        }
+    }
+    return static_cast<double>(value);
+}
+
 std::vector<std::int64_t> read_length_column(const std::string& path, const std::string& column,
                                              Diagnostics& diagnostics) {
     std::vector<std::int64_t> out;
@@ -191,6 +219,42 @@ std::vector<std::int64_t> read_length_column(const std::string& path, const std:
     if (out.empty() && errors == 0)
         diagnostics.error({path, static_cast<int>(in->get_file_line()), 0}, column, "the column has no values");
     return out;
+}
+
+LengthDistribution read_length_distribution(MapReader& parent, std::string_view key, const std::filesystem::path& dir,
+                                            std::string_view meaning) {
+    MapReader r = parent.child(key, meaning);
+    LengthDistribution d;
+    const std::string kind = r.choice("distribution", {"fixed", "uniform", "lognormal", "empirical"}, std::nullopt,
+                                      "how token counts are drawn");
+    if (kind == "fixed") {
+        d.kind = LengthKind::fixed;
+        d.value = r.required<std::int64_t>("value", "tokens of every request", at_least<std::int64_t>(1));
+    } else if (kind == "uniform") {
+        d.kind = LengthKind::uniform;
+        d.min = r.required<std::int64_t>("min", "fewest tokens (inclusive)", at_least<std::int64_t>(1));
+        d.max = r.required<std::int64_t>("max", "most tokens (inclusive)", at_least<std::int64_t>(1));
+        if (d.max < d.min) r.error("max", fmt::format("max {} is below min {}", d.max, d.min));
+    } else if (kind == "lognormal") {
+        d.kind = LengthKind::lognormal;
+        d.median = r.required<double>("median", "median tokens, exp(mu)", positive<double>());
+        d.sigma = r.required<double>("sigma", "standard deviation of the log of the token count", in_range(0.0, 10.0));
+        d.min = r.optional<std::int64_t>("min", 1, "draws below are raised to this", at_least<std::int64_t>(1));
+        d.max =
+            r.optional<std::int64_t>("max", 1'000'000, "draws above are lowered to this", at_least<std::int64_t>(1));
+        if (d.max < d.min) r.error("max", fmt::format("max {} is below min {}", d.max, d.min));
+    } else if (kind == "empirical") {
+        d.kind = LengthKind::empirical;
+        const std::string file = r.required<std::string>("file", "CSV file with a header and a column of token counts");
+        const std::string column = r.required<std::string>("column", "the column to draw from");
+        if (!file.empty() && !column.empty()) {
+            const std::filesystem::path path =
+                std::filesystem::path(file).is_absolute() ? std::filesystem::path(file) : dir / file;
+            d.samples = read_length_column(path.string(), column, r.document()->diagnostics());
+        }
+    }
+    r.finish();
+    return d;
 }
 
 // ---- arrivals -----------------------------------------------------------------------------------

@@ -10,11 +10,14 @@
 #include "sim/core/rng_stream.hpp"
 #include "sim/core/units.hpp"
 #include "sim/input/diagnostics.hpp"
+#include "sim/input/yaml_reader.hpp"
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace clustersim {
@@ -47,6 +50,9 @@ struct LengthDistribution {
     std::vector<std::int64_t> samples;  // empirical: drawn uniformly
 
     std::int64_t sample(RngStream& rng) const;
+    // The expected draw, in tokens. Exact for fixed, uniform and empirical; for lognormal, the mean of
+    // the clamped continuous draw (drawing rounds to whole tokens, which moves it by at most half a token).
+    double mean() const;
 };
 
 // Reads one column of non-negative integers (token counts) from a CSV file with a header line.
@@ -54,6 +60,12 @@ struct LengthDistribution {
 // line; the result is meaningful only if none were.
 std::vector<std::int64_t> read_length_column(const std::string& path, const std::string& column,
                                              Diagnostics& diagnostics);
+
+// Reads the length distribution at `key` of `parent` (`distribution: fixed | uniform | lognormal |
+// empirical` and its parameters; sim/serving/README.md); an empirical file is relative to `dir`.
+// Problems are recorded in the document's diagnostics.
+LengthDistribution read_length_distribution(MapReader& parent, std::string_view key, const std::filesystem::path& dir,
+                                            std::string_view meaning);
 
 // ---- arrivals -----------------------------------------------------------------------------------
 

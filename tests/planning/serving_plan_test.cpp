@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <fstream>
 
 using namespace clustersim;
 using namespace clustersim::testing;
@@ -127,4 +129,66 @@ TEST_CASE("a bad serving plan file is reported with line and key") {
                            "slo: {tpot: 50ms}\n"
                            "colocated: {grid: {max_batch: [8]}}\n";
     CHECK(error_text(file).find("is not a serving scenario") != std::string::npos);
+
+    // A load given twice over, or not at all.
+    const std::string base =
+        std::string("base: ") + CLUSTERSIM_SOURCE_DIR + "/scenarios/serving/llama3-70b-h100-colocated.yaml\n";
+    std::ofstream(file) << "kind: serving_plan\n"
+                        << base
+                        << "load: {rate_per_s: 3, input_tokens_per_day: 1e9}\n"
+                           "slo: {tpot: 50ms}\n"
+                           "colocated: {grid: {max_batch: [8]}}\n";
+    std::string errors2 = error_text(file);
+    CHECK(errors2.find("bad.yaml:3:") != std::string::npos);
+    CHECK(errors2.find("give exactly one of rate_per_s, input_tokens_per_day and output_tokens_per_day; found 2") !=
+          std::string::npos);
+    std::ofstream(file) << "kind: serving_plan\n"
+                        << base
+                        << "load: {}\n"
+                           "slo: {tpot: 50ms}\n"
+                           "colocated: {grid: {max_batch: [8]}}\n";
+    CHECK(error_text(file).find("found 0") != std::string::npos);
+
+    // A base whose rate varies over a day cannot be sized for one rate.
+    YAML::Node diurnal =
+        YAML::LoadFile(std::string(CLUSTERSIM_SOURCE_DIR) + "/scenarios/serving/llama3-70b-h100-colocated.yaml");
+    diurnal["workload"]["arrival"]["rate_profile"]["period"] = "24h";
+    diurnal["workload"]["arrival"]["rate_profile"]["multipliers"] = std::vector<double>{0.5, 1.5};
+    std::ofstream(scratch.path / "diurnal.yaml") << YAML::Dump(diurnal) << "\n";
+    std::ofstream(file) << "kind: serving_plan\nbase: diurnal.yaml\n"
+                           "load: {rate_per_s: 3}\n"
+                           "slo: {tpot: 50ms}\n"
+                           "colocated: {grid: {max_batch: [8]}}\n";
+    CHECK(error_text(file).find("only the start of the arrival's rate_profile") != std::string::npos);
+}
+
+TEST_CASE("a load in tokens a day is served as requests per second at the base's mean length") {
+    SweepScratch scratch("serving-plan-daily");
+    const fs::path file = scratch.path / "daily.yaml";
+    // The base draws prompts from a lognormal (median 1,020, sigma 1, within 16 and 16,384 tokens)
+    // and outputs from another (median 129, sigma 1, within 1 and 4,096).
+    const std::string base =
+        std::string("base: ") + CLUSTERSIM_SOURCE_DIR + "/scenarios/serving/llama3-70b-h100-colocated.yaml\n";
+    const auto plan_with = [&](const std::string& load) {
+        std::ofstream(file) << "kind: serving_plan\n"
+                            << base << "load: {" << load << "}\n"
+                            << "slo: {tpot: 50ms}\n"
+                               "colocated: {grid: {max_batch: [8]}}\n";
+        return read_serving_plan(file);
+    };
+    const ServingPlanSpec by_input = plan_with("input_tokens_per_day: 1.0e10");
+    CHECK(by_input.load.basis == "input_tokens_per_day");
+    // The mean prompt is the lognormal's median x exp(1/2), a little less for the clamp at 16,384
+    // (LengthDistribution::mean, tested in tests/serving).
+    CHECK(by_input.load.mean_tokens < 1020 * std::exp(0.5));
+    CHECK(by_input.load.mean_tokens == Approx(1020 * std::exp(0.5)).epsilon(0.02));
+    CHECK(by_input.rate_per_s == Approx(1.0e10 / 86400.0 / by_input.load.mean_tokens).epsilon(1e-12));
+    const ServingPlanSpec by_output = plan_with("output_tokens_per_day: 1.0e9");
+    CHECK(by_output.load.basis == "output_tokens_per_day");
+    CHECK(by_output.load.mean_tokens < 129 * std::exp(0.5));
+    CHECK(by_output.load.mean_tokens == Approx(129 * std::exp(0.5)).epsilon(0.02));
+    CHECK(by_output.rate_per_s == Approx(1.0e9 / 86400.0 / by_output.load.mean_tokens).epsilon(1e-12));
+    const ServingPlanSpec by_rate = plan_with("rate_per_s: 5");
+    CHECK(by_rate.load.basis.empty());
+    CHECK(by_rate.rate_per_s == 5.0);
 }

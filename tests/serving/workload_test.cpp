@@ -133,6 +133,44 @@ TEST_CASE("length distributions stay in their ranges") {
     }
 }
 
+TEST_CASE("a length distribution's mean is its expected draw") {
+    LengthDistribution fixed;
+    fixed.value = 4383;
+    CHECK(fixed.mean() == 4383.0);
+
+    LengthDistribution uniform;
+    uniform.kind = LengthKind::uniform;
+    uniform.min = 10;
+    uniform.max = 21;
+    CHECK(uniform.mean() == 15.5);
+
+    LengthDistribution empirical;
+    empirical.kind = LengthKind::empirical;
+    empirical.samples = {3, 30, 300};
+    CHECK(empirical.mean() == 111.0);
+
+    // Unclamped, a lognormal's mean is median x exp(sigma^2 / 2); clamped, the bounds pull it in.
+    LengthDistribution lognormal;
+    lognormal.kind = LengthKind::lognormal;
+    lognormal.median = 500;
+    lognormal.sigma = 0.8;
+    lognormal.min = 1;
+    lognormal.max = 1'000'000'000;
+    CHECK(lognormal.mean() == Approx(500 * std::exp(0.32)).epsilon(1e-9));
+    lognormal.sigma = 2;
+    lognormal.min = 100;
+    lognormal.max = 900;
+    RngStream rng(7, "lengths");
+    double sum = 0;
+    const int draws = 200000;
+    for (int i = 0; i < draws; ++i) sum += static_cast<double>(lognormal.sample(rng));
+    CHECK(lognormal.mean() == Approx(sum / draws).epsilon(0.005));
+    CHECK(lognormal.mean() > 100);
+    CHECK(lognormal.mean() < 900);
+    lognormal.sigma = 0;
+    CHECK(lognormal.mean() == 500.0);
+}
+
 TEST_CASE("a synthetic workload is the same for the same seed and different for another") {
     auto draw = [](std::uint64_t seed) {
         SyntheticRequestSource source(chat_workload(), seed);
