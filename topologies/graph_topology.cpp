@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
-#include <utility>
 #include <stdexcept>
+#include <utility>
 
 namespace clustersim {
 namespace {
@@ -243,6 +243,13 @@ void GraphTopology::check_gpu(int gpu) const {
         throw std::out_of_range(
             fmt::format("GPU {} is out of range: topology {} has {} GPUs", gpu, shape_.name, gpu_count()));
     }
+}
+
+int GraphTopology::hosts_that_hold(int hosts) const {
+    // The loader's rule (topology_loader.cpp): more than one leaf's worth of hosts fills whole leaves.
+    const int per_leaf = shape_.hosts_per_leaf;
+    if (per_leaf <= 0 || hosts <= per_leaf) return hosts;
+    return (hosts + per_leaf - 1) / per_leaf * per_leaf;
 }
 
 int GraphTopology::host_of(int gpu) const {

@@ -25,6 +25,7 @@ public:
         // Rail-optimized fabrics only: cross-rail traffic goes over NVLink to the source host's GPU
         // on the destination's rail first (PXN). Multi-plane fabrics always forward this way.
         bool cross_rail_over_nvlink = true;
+        int hosts_per_leaf = 0;  // fat trees: hosts under one leaf switch (0: no fabric)
     };
     explicit GraphTopology(Shape shape);
 
@@ -56,6 +57,7 @@ public:
     std::vector<LinkIndex> route(int src, int dst, std::uint64_t flow_key = 0) const override;
     void route_into(int src, int dst, std::uint64_t flow_key, std::vector<LinkIndex>& path) const override;
     FabricKind fabric_kind() const override { return shape_.fabric; }
+    int hosts_that_hold(int hosts) const override;
 
 private:
     static constexpr LinkIndex kNoLink = ~LinkIndex{0};

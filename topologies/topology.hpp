@@ -81,6 +81,9 @@ public:
 
     // The fabric that joins the hosts.
     virtual FabricKind fabric_kind() const { return FabricKind::none; }
+    // The fewest hosts, at least `hosts`, that this topology's file builds with when its host count is
+    // overridden (TopologyOverrides::hosts): a fat tree of several leaves fills whole leaves.
+    virtual int hosts_that_hold(int hosts) const { return hosts; }
     // Same as route(), but appends to `path` (cleared first) so a hot loop can reuse one buffer.
     virtual void route_into(int src, int dst, std::uint64_t flow_key, std::vector<LinkIndex>& path) const {
         path = route(src, dst, flow_key);

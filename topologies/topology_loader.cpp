@@ -203,8 +203,13 @@ void build_fat_tree(GraphTopology& topology, const TopologyFileSpec& spec, const
 }
 
 std::unique_ptr<GraphTopology> build(const TopologyFileSpec& spec) {
-    GraphTopology::Shape shape{spec.name,          spec.gpu_model,   spec.hosts,
-                               spec.gpus_per_host, spec.fabric.kind, spec.fabric.cross_rail_over_nvlink};
+    GraphTopology::Shape shape{spec.name,
+                               spec.gpu_model,
+                               spec.hosts,
+                               spec.gpus_per_host,
+                               spec.fabric.kind,
+                               spec.fabric.cross_rail_over_nvlink,
+                               spec.fabric.kind == FabricKind::none ? 0 : spec.fabric.hosts_per_leaf};
     auto topology = std::make_unique<GraphTopology>(std::move(shape));
     std::vector<NodeIndex> nics;
     build_hosts(*topology, spec, spec.builder == TopologyBuilderKind::nvl72 ? "rack" : "host", nics);

@@ -8,6 +8,7 @@
 #include "sim/scenario/run_output.hpp"
 #include "sim/scenario/scenario.hpp"
 #include "sim/serving/workload.hpp"
+#include "topologies/topology.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -194,11 +195,19 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
                         "start of the arrival's rate_profile; remove it and plan for the rate to serve "
                         "(the profile's peak, say)",
                         spec.base.string(), time_text(spec.duration)));
+    Diagnostics base_problems;
+    auto base_doc = YamlDocument::load_file(spec.base.string(), base_problems);
+    base_problems.throw_if_any();
+    if (base_tree["topology"]) {
+        // The fabric's shape, so that whole deployments run on as many hosts as they need.
+        MapReader base_root = MapReader::root(base_doc);
+        const TopologySpec topology_spec = read_topology_spec(base_root, "topology");
+        const auto topology = load_topology(topology_spec, base_doc->diagnostics());
+        base_doc->diagnostics().throw_if_any();
+        spec.topology = topology;
+    }
     if (!spec.load.basis.empty()) {
         // Tokens a day become requests per second at the mean length of the base's distribution.
-        Diagnostics length_problems;
-        auto base_doc = YamlDocument::load_file(spec.base.string(), length_problems);
-        length_problems.throw_if_any();
         MapReader workload = MapReader::root(base_doc).child("workload", "the requests to serve");
         const bool input = spec.load.basis == "input_tokens_per_day";
         const LengthDistribution lengths =
@@ -302,8 +311,12 @@ YAML::Node Planner::scenario(const std::string& mode, const std::vector<std::pai
         pool["instances"] = instances;
         deployment[to_string(candidate->kind)] = pool;
     }
-    if (old["kv_transfer"] && (mode == "disaggregated" || mode == "decode_only"))
+    if (old["kv_transfer"] && (mode == "disaggregated" || mode == "decode_only")) {
         deployment["kv_transfer"] = YAML::Clone(old["kv_transfer"]);
+        // A decode pool alone has no simulated senders, so its KV arrives over FIFO links (the
+        // serving scenario's rule); a base asking for network flows gets them in whole deployments.
+        if (mode == "decode_only") deployment["kv_transfer"].remove("model");
+    }
     if (old["speculative"]) deployment["speculative"] = YAML::Clone(old["speculative"]);
     tree["deployment"] = deployment;
     YAML::Node workload = tree["workload"];
@@ -522,6 +535,23 @@ std::string Planner::deployment_text(const ServingPlanResult& result, const Serv
         add(result.decode, row.second_candidate, row.second_instances, row.second_run);
     }
     YAML::Node tree = scenario(row.mode, pools, spec_.rate_per_s, duration, warmup, true);
+    // The whole deployment on a fabric that holds it (the base's topology with more hosts if need
+    // be), so that its KV transfers run as flows on the network model, contending where they meet.
+    if (spec_.topology) {
+        int gpus = 0;
+        for (const auto& [candidate, instances] : pools) gpus += candidate->gpus * instances;
+        const int per_host = spec_.topology->gpus_per_host();
+        const int hosts = spec_.topology->hosts_that_hold((gpus + per_host - 1) / per_host);
+        if (hosts > spec_.topology->host_count()) {
+            YAML::Node topology = tree["topology"];
+            if (topology.IsScalar()) {
+                const std::string file = topology.Scalar();
+                tree["topology"] = YAML::Node(YAML::NodeType::Map);
+                tree["topology"]["file"] = file;
+            }
+            tree["topology"]["hosts"] = hosts;
+        }
+    }
     tree["name"] = fmt::format("{}-plan-{}", spec_.name, row.plan);
     tree["description"] = fmt::format("plan {} of the serving capacity search {} ({})", row.plan, spec_.name,
                                       spec_.file.filename().string());

@@ -20,12 +20,14 @@
 #include "sim/core/units.hpp"
 #include "sim/input/diagnostics.hpp"
 #include "sim/planning/plan_options.hpp"
+#include "topologies/topology.hpp"
 
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +58,9 @@ struct ServingPlanSpec {
         double tokens_per_day = 0;
         double mean_tokens = 0;
     } load;
+    // The base's topology (null without one): whole deployments that need more hosts run on the same
+    // fabric grown to hold them.
+    std::shared_ptr<const Topology> topology;
     std::optional<Time> ttft_slo, tpot_slo;
     int percentile = 90;  // of the objectives: 50, 90 or 99
     Time duration, warmup, max_duration;

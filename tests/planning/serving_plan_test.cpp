@@ -96,6 +96,31 @@ TEST_CASE("the serving search picks the fewest GPUs meeting the objectives, and 
     CHECK(lines_of(read_text(options.out_dir / "plans.csv")).size() == result.rows.size() + 1);
 }
 
+TEST_CASE("a whole deployment larger than the base's fabric runs on the fabric grown to hold it") {
+    SweepScratch scratch("serving-plan-grown");
+    // The small search's base on one host: its best plans need more.
+    YAML::Node base =
+        YAML::LoadFile(std::string(CLUSTERSIM_SOURCE_DIR) + "/scenarios/serving/llama3-70b-h100-colocated.yaml");
+    base["topology"]["hosts"] = 1;
+    std::ofstream(scratch.path / "one-host.yaml") << YAML::Dump(base) << "\n";
+    YAML::Node plan = YAML::LoadFile(small_plan());
+    plan["base"] = "one-host.yaml";
+    plan.remove("colocated");
+    std::ofstream(scratch.path / "plan.yaml") << YAML::Dump(plan) << "\n";
+    PlanOptions options;
+    options.out_dir = scratch.path / "out";
+    options.jobs = 2;
+    options.progress = ProgressStyle::none;
+    const ServingPlanResult result = search_serving_plan(read_serving_plan(scratch.path / "plan.yaml"), options);
+    REQUIRE(result.best);
+    const ServingPlanRow& best = result.rows[*result.best];
+    REQUIRE(best.gpus > 8);
+    const YAML::Node written = YAML::LoadFile((options.out_dir / "best.yaml").string());
+    CHECK(written["topology"]["hosts"].as<int>() == (best.gpus + 7) / 8);
+    // On a fabric that holds it, the deployment's KV moves as flows on the network model.
+    CHECK(result.verified.back().summary["kv_transfer"]["model"] == "network");
+}
+
 TEST_CASE("a bad serving plan file is reported with line and key") {
     SweepScratch scratch("serving-plan-errors");
     const fs::path file = scratch.path / "bad.yaml";

@@ -16,7 +16,9 @@ using namespace clustersim::literals;
 
 namespace {
 
-std::string source(const std::string& relative) { return std::string(CLUSTERSIM_SOURCE_DIR) + "/" + relative; }
+std::string source(const std::string& relative) {
+    return std::string(CLUSTERSIM_SOURCE_DIR) + "/" + relative;
+}
 
 std::shared_ptr<const Topology> load_shipped(const std::string& file, TopologyOverrides overrides = {}) {
     Diagnostics diagnostics;
@@ -123,6 +125,20 @@ TEST_CASE("a scenario can override the host count of a shipped topology", "[topo
     auto overridden = load_topology(spec, diagnostics);
     REQUIRE(overridden);
     CHECK(overridden->gpu_count() == 32);
+}
+
+TEST_CASE("a fat tree grown past one leaf is grown by whole leaves", "[topology]") {
+    // h800-ib-rail: 32 hosts per leaf. Up to one leaf any count builds; past it, whole leaves.
+    auto t = load_shipped("h800-ib-rail.yaml");
+    CHECK(t->hosts_that_hold(5) == 5);
+    CHECK(t->hosts_that_hold(32) == 32);
+    CHECK(t->hosts_that_hold(33) == 64);
+    CHECK(t->hosts_that_hold(174) == 192);
+    TopologyOverrides grown;
+    grown.hosts = t->hosts_that_hold(174);
+    CHECK(load_shipped("h800-ib-rail.yaml", grown)->host_count() == 192);
+    // NVL72: 8 racks per leaf.
+    CHECK(load_shipped("gb200-nvl72.yaml")->hosts_that_hold(9) == 16);
 }
 
 TEST_CASE("a scenario may name its topology by a path relative to the scenario file", "[topology]") {
