@@ -21,19 +21,23 @@ namespace fs = std::filesystem;
 // The field a table's grid is densest along: tokens for GEMMs and the memory-bound ops, sequence
 // length for prefill, cached context for decode, size for copies. Interpolation runs along it first.
 int primary_axis(const std::string& op) {
-    if (op == "attn_prefill") return 8;   // seq
-    if (op == "attn_decode") return 9;    // context
-    if (op == "copy") return 10;          // bytes
-    return 0;                             // m
+    if (op == "attn_prefill") return 8;  // seq
+    if (op == "attn_decode") return 9;   // context
+    if (op == "copy") return 10;         // bytes
+    return 0;                            // m
 }
 
 // How direct a table's provenance is; lower is better when several tables cover an op.
 int rank_of(Provenance p) {
     switch (p) {
-        case Provenance::measured: return 0;
-        case Provenance::published: return 1;
-        case Provenance::derived: return 2;
-        default: return 3;
+        case Provenance::measured:
+            return 0;
+        case Provenance::published:
+            return 1;
+        case Provenance::derived:
+            return 2;
+        default:
+            return 3;
     }
 }
 
@@ -43,7 +47,9 @@ KernelShape normalized(KernelShape s) {
     return s;
 }
 
-double roof_us(const KernelShape& s, const GpuSpec& spec) { return roofline_time(s, spec, false).us(); }
+double roof_us(const KernelShape& s, const GpuSpec& spec) {
+    return roofline_time(s, spec, false).us();
+}
 
 KernelShape with_axis(KernelShape s, int axis, std::int64_t value) {
     s.numeric(axis) = value;
@@ -65,7 +71,9 @@ struct LineResult {
 // above a roofline that is convex in log-log. Above the last point: the last point's utilization
 // (roofline time over measured time) carried forward, i.e. the kernel keeps its efficiency. Below
 // the first point: the log-log slope of the first two points, clamped to [0, 1], so small kernels
-// approach a latency floor instead of shrinking with the work.
+// approach a latency floor instead of shrinking with the work. A line of one point gives no slope:
+// its utilization is carried both ways (a floor at a large kernel's time would price a small one
+// as the large one).
 LineResult line_time(const std::vector<LinePoint>& pts, std::int64_t x, const KernelShape& line_shape, int axis,
                      const GpuSpec& spec) {
     const double lx = std::log(static_cast<double>(x));
@@ -77,18 +85,15 @@ LineResult line_time(const std::vector<LinePoint>& pts, std::int64_t x, const Ke
             return {std::exp((1.0 - f) * std::log(pts[i].time_us) + f * std::log(pts[i + 1].time_us)), true};
         }
     }
-    if (x > pts.back().x) {
+    if (x > pts.back().x || pts.size() == 1) {
         const LinePoint& e = pts.back();
         const double u = std::min(1.0, roof_us(with_axis(line_shape, axis, e.x), spec) / e.time_us);
         return {roof_us(with_axis(line_shape, axis, x), spec) / u, false};
     }
     const LinePoint& e = pts.front();
-    double slope = 0.0;
-    if (pts.size() >= 2) {
-        slope = std::log(pts[1].time_us / e.time_us) /
-                std::log(static_cast<double>(pts[1].x) / static_cast<double>(e.x));
-        slope = std::clamp(slope, 0.0, 1.0);
-    }
+    const double slope = std::clamp(
+        std::log(pts[1].time_us / e.time_us) / std::log(static_cast<double>(pts[1].x) / static_cast<double>(e.x)), 0.0,
+        1.0);
     return {e.time_us * std::exp(slope * (lx - std::log(static_cast<double>(e.x)))), false};
 }
 
@@ -158,11 +163,17 @@ GpuProfile load_gpu_profile(const std::string& kernels_dir, const std::string& g
                             guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
         d.throw_if_any();
     }
-    GpuProfile profile = load_gpu_profile(load_gpu_spec(spec_file.string()), (root / "calibration" / gpu_name).string());
-    if (profile.tables.empty() && !profile.spec.derive_from.empty() && profile.spec.derive_from != gpu_name) {
-        GpuProfile source = load_gpu_profile(kernels_dir, profile.spec.derive_from);
-        if (!source.derived_from.empty()) return profile;  // derive only from directly measured or published tables
-        return derive_profile(source, profile.spec);
+    GpuProfile profile =
+        load_gpu_profile(load_gpu_spec(spec_file.string()), (root / "calibration" / gpu_name).string());
+    if (!profile.spec.derive_from.empty() && profile.spec.derive_from != gpu_name) {
+        // The source's measured and published tables, scaled, beside this GPU's own: for each op the
+        // model uses the best provenance it has (measured over published over derived), so an op
+        // this GPU has tables for keeps them and the others come from the source.
+        GpuProfile derived = derive_profile(load_gpu_profile(kernels_dir, profile.spec.derive_from), profile.spec);
+        if (!derived.tables.empty()) {
+            for (CalibrationTable& t : derived.tables) profile.tables.push_back(std::move(t));
+            profile.derived_from = derived.derived_from;
+        }
     }
     return profile;
 }
@@ -215,7 +226,8 @@ KernelCostModel::KernelCostModel(GpuProfile profile) : profile_(std::move(profil
             if (rank_of(t.provenance) != best[key]) continue;
             auto& pts = points_[key];
             // A shape measured twice keeps its first row (tables are read in file-name order).
-            const bool dup = std::any_of(pts.begin(), pts.end(), [&](const Point& p) { return p.shape.same_shape(shape); });
+            const bool dup =
+                std::any_of(pts.begin(), pts.end(), [&](const Point& p) { return p.shape.same_shape(shape); });
             if (!dup) pts.push_back({shape, r.time_us_p50, t.provenance, t.file});
         }
 }
@@ -268,8 +280,9 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
 
     // Lines of the grid along the primary axis, keyed (in a sorted map, for determinism) by the other fields.
     const int axis = primary_axis(q.op);
-    if (q.numeric(axis) <= 0) throw std::invalid_argument(fmt::format("operator {} needs a positive \"{}\"", q.op,
-                                                                      KernelShape::numeric_field_name(axis)));
+    if (q.numeric(axis) <= 0)
+        throw std::invalid_argument(
+            fmt::format("operator {} needs a positive \"{}\"", q.op, KernelShape::numeric_field_name(axis)));
     struct Line {
         KernelShape shape;
         std::vector<LinePoint> pts;
@@ -309,8 +322,10 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
         for (int i = 0; i < KernelShape::kNumericFields && compatible; ++i) {
             if (i == axis) continue;
             const std::int64_t a = q.numeric(i), b = l.shape.numeric(i);
-            if ((a == 0) != (b == 0)) compatible = false;
-            else if (a != 0) d2 += std::pow(std::log2(static_cast<double>(a) / static_cast<double>(b)), 2);
+            if ((a == 0) != (b == 0))
+                compatible = false;
+            else if (a != 0)
+                d2 += std::pow(std::log2(static_cast<double>(a) / static_cast<double>(b)), 2);
         }
         if (!compatible) continue;
         candidates.push_back({std::sqrt(d2), &l});

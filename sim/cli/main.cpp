@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
     } catch (const InputError& e) {
         std::fputs(fmt::format("error: {}\n", e.what()).c_str(), stderr);
         return kExitUserError;
+    } catch (const UnreachableTarget& e) {
+        std::fputs(fmt::format("error: {}\n", e.what()).c_str(), stderr);
+        return kExitUserError;
     } catch (const std::exception& e) {
         std::fputs(fmt::format("internal error: {}\n", e.what()).c_str(), stderr);
         return kExitInternalError;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,14 @@ namespace clustersim {
 struct RunOptions {
     std::uint64_t seed = 1;
     bool trace = false;  // write trace.json (Chrome/Perfetto)
+};
+
+// Thrown by a run that worked but cannot give what the scenario asks for, because the modelled
+// deployment cannot reach it (a throughput target above its capacity): the answer to the user's
+// question, not a fault. The CLI reports it as a user error; `clustersim validate` as a failed row.
+class UnreachableTarget : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 // A validated scenario of some kind, ready to run.
@@ -38,14 +47,13 @@ struct ScenarioContext {
     std::filesystem::path scenario_dir;
 };
 
-using ScenarioLoader =
-    std::function<std::unique_ptr<ScenarioRunner>(MapReader& root, const ScenarioContext& context)>;
+using ScenarioLoader = std::function<std::unique_ptr<ScenarioRunner>(MapReader& root, const ScenarioContext& context)>;
 
 struct ScenarioKind {
     std::string name;
     std::string summary;
-    ScenarioLoader loader;    // empty while the kind is not implemented yet
-    std::string planned_in;   // where the kind is being built, when it is not implemented yet
+    ScenarioLoader loader;   // empty while the kind is not implemented yet
+    std::string planned_in;  // where the kind is being built, when it is not implemented yet
 };
 
 // Every kind the simulator knows of, implemented or planned.

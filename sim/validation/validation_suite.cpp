@@ -27,9 +27,10 @@ constexpr PendingPart kPendingKinds[] = {
     {"serving", "needs the serving scenario kind (issue 6)"},
 };
 constexpr PendingPart kPendingRowPrefixes[] = {
-    {"S1", "needs its load-protocol scenario: S1a a saturated prefill unit, S1b the decode concurrency searched "
-           "for 21 tokens/s per request, S1c the day's decode load per node; none may take its load from its own "
-           "published figure (issue 6)"},
+    {"S1",
+     "needs its load-protocol scenario: S1a a saturated prefill unit, S1b the decode concurrency searched "
+     "for 21 tokens/s per request, S1c the day's decode load per node; none may take its load from its own "
+     "published figure (issue 6)"},
 };
 
 // The reason a row of an unimplemented scenario kind has no prediction, or "" if its kind is ready.
@@ -98,11 +99,17 @@ void predict(RowResult& r, const fs::path& published_file, const fs::path& scena
     }
     LoadedScenario scenario = load_scenario(scenario_file, std::nullopt);
     nlohmann::ordered_json summary;
-    {
+    try {
         RunOutput out(scratch_dir / row.id);  // never committed: its staged folder goes when it does
         RunOptions run_options;
         run_options.seed = scenario.seed;
         summary = scenario.runner->run(run_options, out);
+    } catch (const UnreachableTarget& e) {
+        // The modelled deployment cannot do what the row's protocol asks, so there is no figure to
+        // compare: listed with the rows that have no prediction, with the reason.
+        r.status = RowStatus::not_yet_predictable;
+        r.note = fmt::format("the modelled deployment cannot run the row's protocol ({})", e.what());
+        return;
     }
     const std::string key(metric->key);
     auto scenario_error = [&](const std::string& message) { return input_error(scenario_file, 0, "", message); };
@@ -178,7 +185,9 @@ const SummaryMetric* metric_for(const std::string& unit, const std::string& figu
     return nullptr;
 }
 
-const SummaryMetric* metric_for_unit(const std::string& unit) { return metric_for(unit, ""); }
+const SummaryMetric* metric_for_unit(const std::string& unit) {
+    return metric_for(unit, "");
+}
 
 bool RowResult::faster_than_published() const {
     if (!error || !metric || *error == 0) return false;

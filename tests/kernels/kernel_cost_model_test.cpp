@@ -30,7 +30,9 @@ KernelShape copy_of(std::int64_t bytes) {
     return s;
 }
 
-KernelCostModel synth_model() { return KernelCostModel(load_gpu_profile(test::kernel_fixtures(), "synth")); }
+KernelCostModel synth_model() {
+    return KernelCostModel(load_gpu_profile(test::kernel_fixtures(), "synth"));
+}
 
 }  // namespace
 
@@ -68,7 +70,7 @@ TEST_CASE("a shape between measured weight shapes is interpolated by borrowing u
 TEST_CASE("extrapolation never beats the roofline", "[kernels]") {
     const auto model = synth_model();
     const KernelShape shapes[] = {gemm(16384, 4096, 4096), gemm(65536, 8192, 4096), gemm(1024, 32768, 16384),
-                                  gemm(8192, 65536, 512), copy_of(10'000'000'000), copy_of(1000)};
+                                  gemm(8192, 65536, 512),  copy_of(10'000'000'000), copy_of(1000)};
     for (const KernelShape& s : shapes) {
         const KernelPrediction p = model.predict(s);
         INFO(shape_to_csv(s));
@@ -121,6 +123,24 @@ TEST_CASE("a GPU without tables is derived from its source by datasheet ratios",
     CHECK(model.predict(gemm(64, 4096, 4096)).provenance == Provenance::derived);
 }
 
+TEST_CASE("a GPU with tables of its own derives only the ops it lacks", "[kernels]") {
+    const GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth-partly-derived");
+    CHECK(profile.derived_from == "synth");
+    const KernelCostModel model(profile);
+    // Its own copy table wins over synth's scaled one (120 us / 1.5 = 80 us).
+    const KernelPrediction copy = model.predict(copy_of(100'000'000));
+    CHECK(copy.provenance == Provenance::measured);
+    CHECK(copy.time.us() == Approx(70.0));
+    // GEMMs come from synth's tables, scaled as for a GPU with none of its own.
+    const KernelPrediction big = model.predict(gemm(4096, 4096, 4096));
+    CHECK(big.provenance == Provenance::derived);
+    CHECK(big.time.us() == Approx(180.0 / 2.0));
+    // Leave-one-out checks its own row only.
+    const auto rows = leave_one_out(profile);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].shape.op == "copy");
+}
+
 TEST_CASE("leave-one-out predicts each measured row from the others", "[kernels]") {
     const GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth");
     const auto rows = leave_one_out(profile);
@@ -152,7 +172,8 @@ TEST_CASE("the kernels query writes every input row with its time and provenance
     std::stringstream text;
     text << in.rdbuf();
     const std::string s = text.str();
-    CHECK(s.rfind("op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us,provenance\n", 0) == 0);
+    CHECK(s.rfind("op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us,provenance\n", 0) ==
+          0);
     CHECK(s.find("gemm,bf16,256,4096,4096,,,,,,,,,30,measured\n") != std::string::npos);
     CHECK(s.find(",interpolated\n") != std::string::npos);
     CHECK(s.find(",extrapolated\n") != std::string::npos);

@@ -1,8 +1,8 @@
 // The suite's judgement of rows: rows without a scenario or of an unbuilt kind say why, a scenario
 // whose summary lacks its row's metric is an input error, and the headline numbers are computed right.
 #include "sim/validation/validation_suite.hpp"
-#include "sim/validation/exact_checks.hpp"
 #include "sim/input/diagnostics.hpp"
+#include "sim/validation/exact_checks.hpp"
 #include "sim/validation/validation_report.hpp"
 
 #include <catch2/catch.hpp>
@@ -60,8 +60,8 @@ TEST_CASE("rows without a scenario are not predictable yet and say what they wai
     // File order, not the order asked for.
     CHECK(result.rows[0].row.id == "T1a");
     CHECK_THAT(result.rows[0].note, Catch::StartsWith("no scenario in") && Catch::EndsWith("/ yet"));
-    CHECK_THAT(result.rows[1].note, Catch::StartsWith("needs its load-protocol scenario") &&
-                                        Catch::Contains("no scenario in"));
+    CHECK_THAT(result.rows[1].note,
+               Catch::StartsWith("needs its load-protocol scenario") && Catch::Contains("no scenario in"));
     for (std::size_t i = 0; i < 2; ++i) {
         CHECK(result.rows[i].status == RowStatus::not_yet_predictable);
         CHECK_FALSE(result.rows[i].predicted);
@@ -178,12 +178,16 @@ TEST_CASE("the kernel-level section lists leave-one-out errors, or says there ar
     CHECK_THAT(with_tables, Catch::Contains("| synth | gemm |") && Catch::Contains("kernel_leave_one_out.csv"));
     CHECK(fs::exists(dir / "kernel_leave_one_out.csv"));
     CHECK(fs::exists(dir / "kernel_leave_one_out.gp"));
-    // The shipped profiles have no tables yet.
+    // A kernels folder whose one GPU has no tables.
+    const fs::path bare = scratch_dir("kernel-loo-bare");
+    fs::create_directories(bare / "gpus");
+    fs::copy_file(kSource / "tests/kernels/fixtures/gpus/synth.yaml", bare / "gpus/synth.yaml");
     const fs::path empty = scratch_dir("kernel-loo-none");
     fs::create_directories(empty);
-    const std::string without = write_kernel_calibration_section((kSource / "kernels").string(), empty);
+    const std::string without = write_kernel_calibration_section(bare.string(), empty);
     CHECK_THAT(without, Catch::Contains("has measured or published calibration tables yet"));
     CHECK_FALSE(fs::exists(empty / "kernel_leave_one_out.csv"));
     fs::remove_all(dir);
+    fs::remove_all(bare);
     fs::remove_all(empty);
 }
