@@ -41,6 +41,17 @@ double dtype_bytes(const std::string& dtype) {
     return dtype == "fp8" ? 1.0 : 2.0;
 }
 
+// `prefix_cache:` of a pool as written; completed into a PrefixCacheSpec once the model (KV bytes per
+// token) and the workload (block size) are known.
+struct PrefixCachePlan {
+    explicit PrefixCachePlan(MapReader r) : reader(std::move(r)) {}
+    std::optional<std::int64_t> capacity_tokens;  // given as tokens
+    std::optional<Bytes> capacity_bytes;          // or as a size
+    bool shared = false;
+    std::optional<Bandwidth> load_bandwidth;
+    MapReader reader;  // for the errors found later
+};
+
 struct PoolPlan {
     PoolSpec spec;
     ParallelLayout layout;
@@ -49,6 +60,7 @@ struct PoolPlan {
     double memory_utilization = kDefaultGpuMemoryUtilization;
     std::optional<Bytes> activation_reserve;
     int redundant_experts = 0;
+    std::optional<PrefixCachePlan> prefix_cache;
 };
 
 struct ServingScenario {
@@ -73,6 +85,8 @@ struct ServingScenario {
     SyntheticWorkloadSpec synthetic_spec;
     TraceWorkloadSpec trace_spec;
     std::vector<Request> trace_requests;
+    // Where the prefix cache's blocks get their identities: trace_hash_ids, sessions or none (hit ratio).
+    std::string prefix_identities = "none";
     std::string mode;  // colocated, disaggregated, prefill_only or decode_only
     bool iterations_csv = true;
     bool requests_csv = true;
@@ -152,6 +166,7 @@ ArrivalSpec read_arrival(MapReader& parent) {
 }
 
 void read_workload(MapReader& root, const ScenarioContext& context, ServingScenario& s) {
+    const bool prefix_cache = !s.pools.empty() && s.pools.front().prefix_cache.has_value();
     MapReader w = root.child("workload", "the requests to serve");
     const std::string kind = w.choice("kind", {"synthetic", "trace"}, std::nullopt, "synthetic arrivals or a trace");
     const double hit = w.optional<double>("prefix_cache_hit_ratio", 0.0,
@@ -179,12 +194,18 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
                                                          "tokens the user adds per follow-up");
             session.output =
                 read_length_distribution(m, "output_tokens", context.scenario_dir, "output tokens of a follow-up turn");
+            if (prefix_cache && m.has("cache"))
+                m.error("cache", fmt::format("with a prefix cache (deployment.{}.prefix_cache) its scope says where a "
+                                             "conversation's KV stays; remove sessions.cache",
+                                             s.pools.front().spec.name));
             session.per_instance_cache =
                 m.choice("cache", {"shared", "per_instance"}, "shared",
                          "where the conversation's KV stays between turns: shared (a hit on any instance) or "
-                         "per_instance (a hit only on the instance that computed it)") == "per_instance";
+                         "per_instance (a hit only on the instance that computed it)") == "per_instance" &&
+                !prefix_cache;
             m.finish();
             s.config.sessions = session;
+            if (prefix_cache) s.prefix_identities = "sessions";
         }
     } else if (kind == "trace") {
         s.synthetic = false;
@@ -202,9 +223,12 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
         if (!t.file.empty()) {
             const fs::path path = fs::path(t.file).is_absolute() ? fs::path(t.file) : context.scenario_dir / t.file;
             auto& diagnostics = w.document()->diagnostics();
+            // With a prefix cache, a Mooncake trace's hash ids stay on the requests for the cache to resolve.
+            const TraceHashIds hash_ids = prefix_cache ? TraceHashIds::keep : TraceHashIds::resolve;
             s.trace_requests = t.format == TraceFormat::azure_csv
                                    ? read_azure_trace(path.string(), diagnostics)
-                                   : read_mooncake_trace(path.string(), t.mooncake_block_tokens, diagnostics);
+                                   : read_mooncake_trace(path.string(), t.mooncake_block_tokens, diagnostics, hash_ids);
+            if (prefix_cache && t.format == TraceFormat::mooncake_jsonl) s.prefix_identities = "trace_hash_ids";
             if (t.max_requests && static_cast<std::int64_t>(s.trace_requests.size()) > *t.max_requests)
                 s.trace_requests.resize(static_cast<std::size_t>(*t.max_requests));
             for (auto& r : s.trace_requests) {
@@ -286,6 +310,48 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
     p.spec.router = router == "round_robin"    ? RouterKind::round_robin
                     : router == "least_loaded" ? RouterKind::least_loaded
                                                : RouterKind::kv_aware;
+    if (r.has("prefix_cache")) {
+        MapReader c = r.child("prefix_cache", "a prefix cache with a capacity and LRU eviction", false);
+        if (role == InstanceRole::decode)
+            r.error("prefix_cache",
+                    "a prefix cache belongs to the pool that prefills (deployment.prefill or deployment.colocated); "
+                    "decode instances receive their KV by transfer");
+        PrefixCachePlan plan(c);
+        const std::string capacity = c.required<std::string>(
+            "capacity",
+            "what one cache holds: tokens (an integer), or a size such as 2TB converted with the instance's KV "
+            "bytes per token");
+        std::string problem;
+        if (capacity.empty()) {
+            // missing: reported
+        } else if (const auto tokens = ValueCodec<std::int64_t>::decode(capacity, problem)) {
+            if (*tokens < 1)
+                c.error("capacity", fmt::format("expected a positive token count; found {}", capacity));
+            else
+                plan.capacity_tokens = *tokens;
+        } else {
+            try {
+                plan.capacity_bytes = parse_bytes(capacity);
+                if (!(*plan.capacity_bytes > Bytes{}))
+                    c.error("capacity", fmt::format("expected a positive size; found {}", capacity));
+            } catch (const UnitError&) {
+                c.error("capacity",
+                        fmt::format("expected a token count (such as 2000000) or a size with a unit (such as 2TB); "
+                                    "found \"{}\"",
+                                    capacity));
+            }
+        }
+        plan.shared = c.choice("scope", {"per_instance", "shared"}, "per_instance",
+                               "per_instance: each instance caches what it computed; shared: one cache every "
+                               "instance of the pool reaches, of this capacity") == "shared";
+        plan.load_bandwidth = c.maybe<Bandwidth>(
+            "load_bandwidth",
+            "hits are loaded from a host or disk tier at this rate per instance before the prefill (none: "
+            "GPU-resident, free)",
+            positive<Bandwidth>());
+        c.finish();
+        if (role != InstanceRole::decode) p.prefix_cache = plan;
+    }
     r.finish();
     return p;
 }
@@ -596,6 +662,34 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         s.cost_options.push_back(o);
         s.config.pools.push_back(p.spec);
     }
+    if (!s.pools.empty() && s.pools.front().prefix_cache) {
+        const PoolPlan& first = s.pools.front();
+        const auto& plan = first.prefix_cache;
+        MapReader c = plan->reader;
+        PrefixCacheSpec cache;
+        // A trace's hash ids name blocks of its own size; a conversation is cached in KV blocks.
+        cache.block_tokens = s.prefix_identities == "trace_hash_ids" ? s.trace_spec.mooncake_block_tokens
+                                                                     : first.spec.instance.block_tokens;
+        // The KV of one token on the instance: every rank of the attention group holding it, its share.
+        cache.bytes_per_token = kv_cache_bytes(s.model, 1, first.layout, kv_bytes) * first.layout.attn_tp();
+        cache.shared = plan->shared;
+        cache.load_bandwidth = plan->load_bandwidth;
+        if (plan->capacity_bytes)
+            cache.capacity_tokens =
+                static_cast<std::int64_t>(std::floor(*plan->capacity_bytes / cache.bytes_per_token));
+        else
+            cache.capacity_tokens = plan->capacity_tokens.value_or(0);
+        if (cache.capacity_tokens < cache.block_tokens)
+            c.error(
+                "capacity",
+                fmt::format(
+                    "the cache holds {} tokens{}, less than one block of {} tokens ({})", cache.capacity_tokens,
+                    plan->capacity_bytes ? fmt::format(" at {} per token", to_string(cache.bytes_per_token)) : "",
+                    cache.block_tokens,
+                    s.prefix_identities == "trace_hash_ids" ? "the trace's block_tokens" : "the pool's block_tokens"));
+        else
+            s.config.prefix_cache = cache;
+    }
     const bool receives_kv = s.mode == "disaggregated" || s.mode == "decode_only";
     if (receives_kv && s.config.pools.size() == s.pools.size()) {
         const auto& decode = s.pools.back();
@@ -686,7 +780,7 @@ std::pair<nlohmann::ordered_json, double> ServingRunner::search_load(const RunOp
     const double measured_lo = measure_at(lo), measured_hi = measure_at(hi);
     const double sign = l.throughput ? -1.0 : 1.0;  // sign x measure falls with the load
     if (!(sign * measured_lo >= sign * l.target && sign * measured_hi <= sign * l.target))
-        throw std::runtime_error(
+        throw UnreachableTarget(
             fmt::format("load search: {} {} is not between the values at {} {} ({:.2f}) and {} ({:.2f}); widen the "
                         "bracket{}",
                         metric, l.target, variable, lo, measured_lo, hi, measured_hi,
@@ -876,6 +970,28 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
             kv["busiest_link_utilization"] = utilization;
         }
         j["kv_transfer"] = kv;
+    }
+    if (m.prefix_cache) {
+        const PrefixCacheSpec& spec = *config.prefix_cache;
+        const PrefixCacheSummary& c = *m.prefix_cache;
+        nlohmann::ordered_json pc = {{"scope", spec.shared ? "shared" : "per_instance"},
+                                     {"capacity_tokens", spec.capacity_tokens},
+                                     {"block_tokens", spec.block_tokens},
+                                     {"capacity_blocks", spec.capacity_tokens / spec.block_tokens},
+                                     {"block_identities", s_.prefix_identities},
+                                     {"hit_rate", c.hit_rate},
+                                     {"cached_tokens", c.cached_tokens},
+                                     {"prompt_tokens", c.prompt_tokens},
+                                     {"inserted_blocks", c.inserted_blocks},
+                                     {"evicted_blocks", c.evicted_blocks},
+                                     {"held_blocks", c.held_blocks}};
+        if (spec.load_bandwidth) {
+            pc["load_bandwidth"] = to_string(*spec.load_bandwidth);
+            pc["loads"] = c.loads;
+            pc["load_ms_mean"] = c.load_ms_mean;
+            pc["load_ms_p99"] = c.load_ms_p99;
+        }
+        j["prefix_cache"] = pc;
     }
     if (s_.synthetic) j["offered_rate_per_s"] = s_.synthetic_spec.arrival.rate_per_s;
     if (!load_search.is_null()) j["load_search"] = load_search;

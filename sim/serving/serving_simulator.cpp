@@ -18,6 +18,24 @@ double percentile(std::vector<double> v, double p) {
     return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
 }
 
+double mean(const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+}
+
+// The hash of block `index` of session `session`'s conversation (SplitMix64's finalizer, Steele et
+// al., OOPSLA 2014, over both): a conversation's blocks form a chain each turn extends.
+BlockHash session_block_hash(std::int64_t session, std::int64_t index) {
+    auto mix = [](std::uint64_t z) {
+        z += 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    };
+    return mix(mix(static_cast<std::uint64_t>(session)) + static_cast<std::uint64_t>(index));
+}
+
 }  // namespace
 
 const char* to_string(InstanceRole role) {
@@ -98,6 +116,21 @@ ServingSimulator::ServingSimulator(Simulator& sim, ServingConfig config, Request
             instances_.push_back(std::move(inst));
         }
         pools_.push_back(std::move(pool));
+    }
+    if (config_.prefix_cache) {
+        const PrefixCacheSpec& c = *config_.prefix_cache;
+        if (decode_only_)
+            throw std::invalid_argument("a prefix cache needs a pool that prefills; a decode pool alone has none");
+        if (config_.sessions && config_.sessions->per_instance_cache)
+            throw std::invalid_argument(
+                "with a prefix cache, its scope says where a conversation's KV stays, not the sessions' cache");
+        if (c.block_tokens < 1 || c.capacity_tokens < c.block_tokens)
+            throw std::invalid_argument(fmt::format("the prefix cache holds {} tokens, less than one block of {}",
+                                                    c.capacity_tokens, c.block_tokens));
+        if (c.load_bandwidth && !(*c.load_bandwidth > Bandwidth{} && c.bytes_per_token > Bytes{}))
+            throw std::invalid_argument("prefix-cache loads need a positive bandwidth and KV bytes per token");
+        const int caches = c.shared ? 1 : pools_.front().spec.instances;
+        for (int i = 0; i < caches; ++i) prefix_caches_.emplace_back(c.capacity_tokens / c.block_tokens);
     }
 }
 
@@ -183,7 +216,7 @@ std::int64_t ServingSimulator::session_tokens_on(int instance, std::int64_t sess
 }
 
 void ServingSimulator::remember_session(int instance, const Request& request, std::int64_t tokens) {
-    if (!config_.sessions || request.session < 0) return;
+    if (!config_.sessions || request.session < 0 || config_.prefix_cache) return;
     if (request.turn + 1 < request.turns) {
         auto& held = instances_[static_cast<std::size_t>(instance)].session_tokens[request.session];
         held = std::max(held, tokens);
@@ -194,12 +227,50 @@ void ServingSimulator::remember_session(int instance, const Request& request, st
     }
 }
 
-int ServingSimulator::route(int pool_index, const Request& request) {
+std::span<const BlockHash> ServingSimulator::prefix_chain(const Request& request, std::int64_t tokens) {
+    if (request.block_hashes) return *request.block_hashes;
+    chain_buffer_.clear();
+    if (!config_.sessions || request.session < 0) return {};
+    const std::int64_t blocks = tokens / config_.prefix_cache->block_tokens;  // whole blocks only
+    for (std::int64_t i = 0; i < blocks; ++i) chain_buffer_.push_back(session_block_hash(request.session, i));
+    return chain_buffer_;
+}
+
+bool ServingSimulator::matches_prefix_cache(const Request& request) const {
+    // A session's first turn has no conversation before it: it keeps the hit ratio's prefix (a system
+    // prompt without identities), and its blocks start the chain its follow-ups extend.
+    return request.block_hashes || (config_.sessions && request.session >= 0 && request.turn > 0);
+}
+
+PrefixCache& ServingSimulator::prefix_cache_of(int instance) {
+    return prefix_caches_[config_.prefix_cache->shared ? 0 : static_cast<std::size_t>(instance)];
+}
+
+void ServingSimulator::cache_blocks(int instance, const Request& request, std::int64_t tokens) {
+    const auto chain = prefix_chain(request, tokens);
+    if (!chain.empty()) prefix_cache_of(instance).insert(chain);
+}
+
+int ServingSimulator::route(int pool_index, const Request& request, std::span<const BlockHash> chain) {
     Pool& pool = pools_[static_cast<std::size_t>(pool_index)];
     const int n = pool.spec.instances;
     int chosen = 0;
     std::int64_t best_prefix = 0;
-    if (pool.spec.router == RouterKind::kv_aware && pool_index == 0 && request.session >= 0) {
+    const bool kv_aware = pool.spec.router == RouterKind::kv_aware && pool_index == 0;
+    if (kv_aware && !chain.empty() && config_.prefix_cache && !config_.prefix_cache->shared) {
+        // The longest cached prefix of the chain; of equals, the least loaded (lowest index first).
+        for (int i = 0; i < n; ++i) {
+            const int index = pool.first_instance + i;
+            const std::int64_t held = prefix_caches_[static_cast<std::size_t>(index)].longest_prefix(chain);
+            if (held > best_prefix ||
+                (held == best_prefix && held > 0 &&
+                 instances_[static_cast<std::size_t>(index)].assigned <
+                     instances_[static_cast<std::size_t>(pool.first_instance + chosen)].assigned)) {
+                best_prefix = held;
+                chosen = i;
+            }
+        }
+    } else if (kv_aware && request.session >= 0) {
         for (int i = 0; i < n; ++i) {
             const std::int64_t held = session_tokens_on(pool.first_instance + i, request.session);
             if (held > best_prefix) {
@@ -209,7 +280,7 @@ int ServingSimulator::route(int pool_index, const Request& request) {
         }
     }
     if (best_prefix > 0) {
-        // The instance holding the longest prefix of the session.
+        // The instance holding the longest cached prefix of the request.
     } else if (pool.spec.router == RouterKind::round_robin) {
         chosen = static_cast<int>(pool.next_round_robin++ % n);
     } else {
@@ -258,7 +329,9 @@ void ServingSimulator::arrive(Request request) {
             return;
         }
     }
-    const int target = route(0, request);
+    const bool match = config_.prefix_cache && matches_prefix_cache(request);
+    const auto chain = match ? prefix_chain(request, request.input_tokens) : std::span<const BlockHash>{};
+    const int target = route(0, request, chain);
     if (decode_only_) {
         arrive_for_decode(request, target);
         return;
@@ -266,12 +339,34 @@ void ServingSimulator::arrive(Request request) {
     // A follow-up whose conversation is cached per instance hits only what its instance holds.
     if (config_.sessions && config_.sessions->per_instance_cache && request.turn > 0)
         request.cached_tokens = std::min(request.cached_tokens, session_tokens_on(target, request.session));
+    if (config_.prefix_cache) {
+        if (match) {
+            const std::int64_t blocks = prefix_cache_of(target).match(chain);
+            request.cached_tokens =
+                std::clamp<std::int64_t>(blocks * config_.prefix_cache->block_tokens, 0, request.input_tokens - 1);
+        }
+        counters_.prefix_prompt_tokens += static_cast<double>(request.input_tokens);
+        counters_.prefix_cached_tokens += static_cast<double>(request.cached_tokens);
+    }
     const int slot = new_slot(request);
     Active& a = slots_[static_cast<std::size_t>(slot)];
     a.instance = target;
     a.prefill_instance = target;
     Instance& inst = instances_[static_cast<std::size_t>(target)];
     ++inst.assigned;
+    if (config_.prefix_cache && config_.prefix_cache->load_bandwidth && request.cached_tokens > 0) {
+        // The cached prefix comes from the host or disk tier first, after the instance's earlier loads.
+        const Bytes bytes = config_.prefix_cache->bytes_per_token * static_cast<double>(request.cached_tokens);
+        const Time done = std::max(sim_.now(), inst.load_free_at) + bytes / *config_.prefix_cache->load_bandwidth;
+        inst.load_free_at = done;
+        a.prefix_load_end = done;
+        if (request.arrival >= config_.warmup) prefix_load_ms_.push_back((done - sim_.now()).ms());
+        sim_.schedule_at(done, [this, slot, target] {
+            instances_[static_cast<std::size_t>(target)].waiting.push_back(slot);
+            schedule(target);
+        });
+        return;
+    }
     inst.waiting.push_back(slot);
     schedule(target);
 }
@@ -483,6 +578,8 @@ void ServingSimulator::iteration_done(int index) {
             if (!a.prefill_counted) {
                 a.prefill_counted = true;
                 counters_.input_tokens_prefilled += static_cast<double>(a.request.input_tokens);
+                // The prompt's KV is computed: its blocks enter the prefix cache.
+                if (config_.prefix_cache && inst.pool == 0) cache_blocks(index, a.request, a.request.input_tokens);
             }
         } else {
             ++record.decode_requests;
@@ -540,6 +637,7 @@ void ServingSimulator::finish(int slot) {
     r.finished = sim_.now();
     r.transfer_start = a.transfer_start;
     r.transfer_end = a.transfer_end;
+    r.prefix_load_end = a.prefix_load_end;
     r.prefill_instance = a.prefill_instance;
     r.decode_instance = a.decode_instance;
     r.preemptions = a.preemptions;
@@ -550,6 +648,10 @@ void ServingSimulator::finish(int slot) {
         remember_session(a.instance, r.request, r.request.input_tokens + r.generated - 1);
     else
         remember_session(a.prefill_instance, r.request, r.request.input_tokens);
+    // A colocated instance holds the conversation's KV, generated tokens too (a trace's hash ids
+    // name the prompt only).
+    if (config_.prefix_cache && inst.role == InstanceRole::colocated && config_.sessions && r.request.session >= 0)
+        cache_blocks(a.instance, r.request, r.request.input_tokens + r.generated - 1);
     free_slots_.push_back(slot);
     leave(r);
     if (config_.sessions && r.request.turn + 1 < r.request.turns) schedule_next_turn(r.request);
@@ -678,6 +780,21 @@ ServingSummary ServingSimulator::summary() const {
     s.kv_transfer_ms_mean = kv_transfer_ms_.empty() ? 0.0 : transfer_ms / static_cast<double>(kv_transfer_ms_.size());
     s.kv_transfer_ms_p99 = percentile(kv_transfer_ms_, 99);
     s.kv_cache_utilization_mean = instances_.empty() ? 0.0 : utilization / static_cast<double>(instances_.size());
+    if (config_.prefix_cache) {
+        PrefixCacheSummary c;
+        c.prompt_tokens = to.prefix_prompt_tokens - from.prefix_prompt_tokens;
+        c.cached_tokens = to.prefix_cached_tokens - from.prefix_cached_tokens;
+        c.hit_rate = c.prompt_tokens > 0 ? c.cached_tokens / c.prompt_tokens : 0.0;
+        for (const auto& cache : prefix_caches_) {
+            c.inserted_blocks += cache.inserted_blocks();
+            c.evicted_blocks += cache.evicted_blocks();
+            c.held_blocks += cache.size();
+        }
+        c.loads = static_cast<std::int64_t>(prefix_load_ms_.size());
+        c.load_ms_mean = mean(prefix_load_ms_);
+        c.load_ms_p99 = percentile(prefix_load_ms_, 99);
+        s.prefix_cache = c;
+    }
     const double in_system_tail = static_cast<double>(in_system_) * (end_ - in_system_since_).seconds();
     s.mean_requests_in_system = end_s > 0 ? (in_system_integral_s_ + in_system_tail) / end_s : 0.0;
     s.mean_time_in_system_s = left_ > 0 ? time_in_system_sum_s_ / static_cast<double>(left_) : 0.0;

@@ -7,7 +7,9 @@
 // KV cache is a pool of fixed-size blocks: a request is admitted when the blocks of its whole prompt
 // are free, grows one block at a time while decoding, and when a decode step finds no free block
 // the most recently admitted request is preempted (its blocks freed, recomputed later, as vLLM's
-// recompute preemption does). Prefix-cache hits skip the prefill compute of the cached tokens.
+// recompute preemption does). Prefix-cache hits skip the prefill compute of the cached tokens; with a
+// PrefixCache (capacity, LRU eviction) they come from blocks earlier prefills left there, optionally
+// loaded from a host or disk tier before the prefill starts.
 // Disaggregated deployments hand a request to a decode instance when its prefill has produced the
 // first token; the KV cache moves over a KvTransferChannel (a FIFO link per decode instance, or
 // flows on the network model) after the decode instance has reserved blocks for it. Iteration times
@@ -19,12 +21,14 @@
 #include "sim/core/simulator.hpp"
 #include "sim/serving/batch_cost_model.hpp"
 #include "sim/serving/kv_transfer_channel.hpp"
+#include "sim/serving/prefix_cache.hpp"
 #include "sim/serving/workload.hpp"
 
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,8 +36,9 @@
 namespace clustersim {
 
 enum class InstanceRole { colocated, prefill, decode };
-// kv_aware: a follow-up turn goes to the instance holding the longest cached prefix of its session
-// (ties and first turns: least loaded); in a decode pool it is least loaded.
+// kv_aware: a request goes to the instance holding the longest cached prefix of it (with per-instance
+// prefix caches: of its block chain, ties to the least loaded of those; without: of its session's
+// conversation); nothing cached anywhere, and in a decode pool: least loaded.
 enum class RouterKind { round_robin, least_loaded, kv_aware };
 const char* to_string(InstanceRole role);
 const char* to_string(RouterKind router);
@@ -67,6 +72,21 @@ struct KvTransferSpec {
     Bytes bytes_per_token;  // KV bytes one token adds, summed over the receiving ranks
 };
 
+// A prefix cache with a capacity on the first pool (colocated or prefill): blocks of `block_tokens`
+// named by hashes (a trace's hash ids, or (session, block index) of a multi-turn conversation).
+// Requests with such identities take their cached prefix from it at arrival; the others keep their
+// Request::cached_tokens (a hit ratio). A prefill inserts the prompt's blocks when it completes, a
+// colocated instance also the conversation's (prompt and generated tokens) when a session turn ends.
+struct PrefixCacheSpec {
+    std::int64_t capacity_tokens = 0;  // of each instance's cache, or of the pool's one shared cache
+    std::int64_t block_tokens = 16;    // tokens per cached block
+    bool shared = false;               // one cache reached by every instance of the pool
+    // Hits are loaded from a host or disk tier at this rate, one FIFO per instance, before the
+    // request can be admitted; none: hits are GPU-resident and free.
+    std::optional<Bandwidth> load_bandwidth;
+    Bytes bytes_per_token;  // KV bytes of one token on an instance (its ranks together), for loads
+};
+
 struct SpeculativeSpec {
     int depth = 0;          // MTP draft tokens per decode step (0: off)
     double acceptance = 0;  // probability each draft token is accepted, given the ones before were
@@ -82,8 +102,9 @@ struct ServingConfig {
     SpeculativeSpec speculative;
     Time ttft_slo = Time::max();
     Time tpot_slo = Time::max();
-    Time warmup;                          // requests arriving earlier are left out of the statistics
-    std::optional<SessionSpec> sessions;  // multi-turn sessions (off when absent)
+    Time warmup;                                  // requests arriving earlier are left out of the statistics
+    std::optional<SessionSpec> sessions;          // multi-turn sessions (off when absent)
+    std::optional<PrefixCacheSpec> prefix_cache;  // off when absent: hits as the requests say
     int gpus_per_node = 8;
     // Capacity searches: the run stops as soon as more requests than this are in the system (0: never),
     // and the summary says it was overloaded.
@@ -101,6 +122,7 @@ struct RequestRecord {
     Time finished;
     Time transfer_start;  // disaggregated only; zero otherwise
     Time transfer_end;
+    Time prefix_load_end;  // when its cached prefix was loaded (PrefixCacheSpec::load_bandwidth); zero if none
     int prefill_instance = -1;
     int decode_instance = -1;
     int preemptions = 0;
@@ -136,7 +158,20 @@ struct ServingCounters {
     // with output_tokens_decode it gives the mean speed of a decoding request (Little's law).
     double decode_request_seconds = 0;
     double in_system = 0;  // requests arrived and not yet gone
+    // Prompt tokens, and of them cached ones, of requests arriving at a first pool with a prefix cache.
+    double prefix_prompt_tokens = 0, prefix_cached_tokens = 0;
     Time at;
+};
+
+struct PrefixCacheSummary {
+    double hit_rate = 0;  // cached over prompt tokens of the requests arriving in the rate window
+    double cached_tokens = 0, prompt_tokens = 0;
+    std::int64_t inserted_blocks = 0, evicted_blocks = 0;  // the whole run, all caches together
+    std::int64_t held_blocks = 0;                          // at the end
+    // Loads of cached prefixes (load_bandwidth) of requests that arrived after the warm-up: count,
+    // and time from arrival to the prefix loaded (waiting for the instance's earlier loads included).
+    std::int64_t loads = 0;
+    double load_ms_mean = 0, load_ms_p99 = 0;
 };
 
 struct ServingSummary {
@@ -174,6 +209,7 @@ struct ServingSummary {
     double decode_nodes = 0;
     int gpus = 0;
     bool overloaded = false;  // stopped early: more requests in the system than ServingConfig::max_in_system
+    std::optional<PrefixCacheSummary> prefix_cache;  // with ServingConfig::prefix_cache
 };
 
 class ServingSimulator {
@@ -217,6 +253,7 @@ private:
         int decode_instance = -1;
         Time first_token = Time::max();
         Time transfer_start, transfer_end;
+        Time prefix_load_end;
         int preemptions = 0;
         bool prefill_counted = false;
         bool leaving = false;  // finished or handed off in the iteration being settled
@@ -237,9 +274,10 @@ private:
         std::vector<BatchEntry> batch;
         std::int64_t used_blocks = 0;
         std::int64_t assigned = 0;  // routed here and not gone yet (least-loaded router)
-        // Sessions whose conversation KV this instance holds, in tokens (first pool; prefix caches
-        // are not capacity-limited in this model). Entries go when the session's last turn leaves.
+        // Without a prefix cache: sessions whose conversation KV this instance holds, in tokens (first
+        // pool; not capacity-limited). Entries go when the session's last turn leaves.
         std::unordered_map<std::int64_t, std::int64_t> session_tokens;
+        Time load_free_at;  // when this instance's loads of cached prefixes are done (load_bandwidth)
         bool busy = false;
         Time iteration_start;
         double utilization_integral_s = 0;  // integral of used / capacity over time
@@ -254,7 +292,16 @@ private:
     void arrive(Request request);
     void schedule_next_turn(const Request& previous);
     void fetch_next_arrival();
-    int route(int pool, const Request& request);
+    // `chain`: the request's prefix-cache blocks, for the KV-aware router with per-instance caches.
+    int route(int pool, const Request& request, std::span<const BlockHash> chain = {});
+    // The prefix-cache blocks covering the first `tokens` of a request's conversation: a trace's hash
+    // ids (all of them), or a session's (session, index) hashes of its whole blocks; empty without
+    // identities. A session's chain lives in a buffer the next call overwrites.
+    std::span<const BlockHash> prefix_chain(const Request& request, std::int64_t tokens);
+    // Whether a request's cached prefix comes from the prefix cache (it has identities to match).
+    bool matches_prefix_cache(const Request& request) const;
+    PrefixCache& prefix_cache_of(int instance);
+    void cache_blocks(int instance, const Request& request, std::int64_t tokens);
     // Session tokens whose KV instance `instance` holds (0 if none).
     std::int64_t session_tokens_on(int instance, std::int64_t session) const;
     void remember_session(int instance, const Request& request, std::int64_t tokens);
@@ -290,6 +337,8 @@ private:
     std::vector<Active> slots_;
     std::vector<int> free_slots_;
     std::optional<Request> pending_arrival_;
+    std::vector<PrefixCache> prefix_caches_;  // one shared, or one per instance of the first pool
+    std::vector<BlockHash> chain_buffer_;
 
     // Statistics.
     ServingCounters counters_;
@@ -303,7 +352,7 @@ private:
     std::int64_t left_ = 0;
     std::int64_t worst_kv_excess_ = 0;
     Time end_;
-    std::vector<double> ttft_s_, tpot_s_, e2e_s_, speed_, kv_transfer_ms_;
+    std::vector<double> ttft_s_, tpot_s_, e2e_s_, speed_, kv_transfer_ms_, prefix_load_ms_;
     std::int64_t good_requests_ = 0;  // completed, arrived in the window, meeting both SLOs
 
     Signal<const IterationRecord&> on_iteration_;

@@ -365,7 +365,8 @@ std::vector<Request> read_azure_trace(const std::string& path, Diagnostics& diag
     return out;
 }
 
-std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t block_tokens, Diagnostics& diagnostics) {
+std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t block_tokens, Diagnostics& diagnostics,
+                                         TraceHashIds hash_ids) {
     std::vector<Request> out;
     std::ifstream in(path);
     if (!in) {
@@ -436,12 +437,17 @@ std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t b
             std::int64_t hit_blocks = 0;
             bool prefix = true;
             bool bad = false;
+            std::vector<std::uint64_t> chain;
             for (const auto& id : ids) {
                 if (!id.is_number_integer()) {
                     bad = true;
                     break;
                 }
                 const auto h = id.get<std::int64_t>();
+                if (hash_ids == TraceHashIds::keep) {
+                    chain.push_back(static_cast<std::uint64_t>(h));
+                    continue;
+                }
                 if (prefix && seen.contains(h))
                     ++hit_blocks;
                 else
@@ -452,7 +458,10 @@ std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t b
                 row_error(diagnostics, errors, path, line_no, "hash_ids", "expected a list of integers");
                 continue;
             }
-            r.cached_tokens = std::clamp<std::int64_t>(hit_blocks * block_tokens, 0, r.input_tokens - 1);
+            if (hash_ids == TraceHashIds::keep)
+                r.block_hashes = std::make_shared<const std::vector<std::uint64_t>>(std::move(chain));
+            else
+                r.cached_tokens = std::clamp<std::int64_t>(hit_blocks * block_tokens, 0, r.input_tokens - 1);
         }
         out.push_back(r);
     }

@@ -29,6 +29,10 @@ struct Request {
     std::int64_t input_tokens = 0;   // prompt length, cached prefix included
     std::int64_t output_tokens = 0;  // tokens to generate (at least 1)
     std::int64_t cached_tokens = 0;  // leading prompt tokens whose KV is found in the prefix cache
+    // The prompt's chain of KV block hashes (a Mooncake trace's hash_ids), kept when the deployment
+    // has a prefix cache (sim/serving/prefix_cache.hpp) to resolve hits against; null otherwise.
+    // Shared: requests are copied as they move through the simulator.
+    std::shared_ptr<const std::vector<std::uint64_t>> block_hashes;
     // Multi-turn sessions: the session (the id of its first request), this request's turn (0-based)
     // and the session's number of turns (drawn when the first turn arrives).
     std::int64_t session = -1;
@@ -148,11 +152,20 @@ struct TraceWorkloadSpec {
 // header TIMESTAMP,ContextTokens,GeneratedTokens; TIMESTAMP "YYYY-MM-DD HH:MM:SS[.fraction]" or a
 // number of seconds. Arrivals are relative to the first row. Rows must be in time order.
 std::vector<Request> read_azure_trace(const std::string& path, Diagnostics& diagnostics);
+// How a Mooncake trace's hash ids become cache hits.
+enum class TraceHashIds {
+    // At read time: a block counts as cached when its hash id, and every hash id before it in the
+    // request, appeared in an earlier request (an unbounded prefix cache shared by the deployment).
+    resolve,
+    // Kept on each request (Request::block_hashes, cached_tokens 0) for the simulator's prefix cache.
+    keep,
+};
+
 // Mooncake trace (github.com/kvcache-ai/Mooncake, FAST'25 traces): one JSON object per line with
 // timestamp (ms), input_length, output_length and optional hash_ids (one per block of
-// `block_tokens`). A block counts as cached when its hash id, and every hash id before it in the
-// request, appeared in an earlier request (an unbounded prefix cache shared by the deployment).
-std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t block_tokens, Diagnostics& diagnostics);
+// `block_tokens`), turned into hits as `hash_ids` says.
+std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t block_tokens, Diagnostics& diagnostics,
+                                         TraceHashIds hash_ids = TraceHashIds::resolve);
 
 // The cached prefix a hit ratio gives a prompt: the ratio's share, rounded down, leaving at least
 // one token to compute (the last prompt token's logits give the first output token).

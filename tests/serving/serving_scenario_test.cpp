@@ -489,3 +489,127 @@ TEST_CASE("KV transfer bandwidth and latency apply to the FIFO model only") {
     TempFile g("kv-bad-model.yaml", disaggregated_scenario(2, "{model: netwrok}"));
     CHECK_THAT(errors_of(g.path()), Contains("did you mean \"network\""));
 }
+
+// ---- prefix caches --------------------------------------------------------------------------------
+
+namespace {
+
+// kFixedScenario with multi-turn sessions and `prefix_cache` (empty: none) under the colocated pool.
+std::string prefix_cache_scenario(const std::string& prefix_cache, const std::string& session_extra = "") {
+    std::string text = kFixedScenario;
+    const std::string anchor = "  output_tokens: {distribution: fixed, value: 50}\n";
+    text.replace(text.find(anchor), anchor.size(),
+                 anchor +
+                     "  sessions:\n    turns: {distribution: fixed, value: 3}\n    think_time: 10s\n"
+                     "    new_input_tokens: {distribution: fixed, value: 40}\n"
+                     "    output_tokens: {distribution: fixed, value: 30}\n" +
+                     session_extra);
+    if (!prefix_cache.empty())
+        text.replace(text.find("    max_batch: 32\n"), 17,
+                     "    max_batch: 32\n    router: kv_aware\n    prefix_cache: " + prefix_cache + "\n");
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("a scenario's prefix cache reports its hit rate, evictions and load times in summary.json") {
+    // Llama 3 8B in BF16 on one GPU keeps 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 128 KiB per
+    // token: 1 GiB holds 8,192 tokens.
+    TempFile f("prefix-cache.yaml",
+               prefix_cache_scenario("{capacity: 1GiB, scope: per_instance, load_bandwidth: 25GB/s}"));
+    const auto j = run_scenario(f.path(), "prefix-cache");
+    REQUIRE(j.contains("prefix_cache"));
+    const auto& c = j["prefix_cache"];
+    CHECK(c["scope"] == "per_instance");
+    CHECK(c["capacity_tokens"].get<std::int64_t>() == 8192);
+    CHECK(c["block_tokens"].get<std::int64_t>() == 16);
+    CHECK(c["capacity_blocks"].get<std::int64_t>() == 512);
+    CHECK(c["block_identities"] == "sessions");
+    CHECK(c["hit_rate"].get<double>() > 0);
+    CHECK(c["hit_rate"].get<double>() < 1);
+    CHECK(c["evicted_blocks"].get<std::int64_t>() > 0);
+    CHECK(c["held_blocks"].get<std::int64_t>() <= 2 * 512);
+    CHECK(c["load_bandwidth"] == "25GB/s");
+    CHECK(c["loads"].get<std::int64_t>() > 0);
+    CHECK(c["load_ms_mean"].get<double>() > 0);
+    CHECK(j["completed_requests"].get<int>() == 3 * 200);
+    // Without the key, no prefix-cache block (and the outputs of every scenario are as before).
+    TempFile g("no-prefix-cache.yaml", prefix_cache_scenario(""));
+    CHECK_FALSE(run_scenario(g.path(), "no-prefix-cache").contains("prefix_cache"));
+}
+
+TEST_CASE("a Mooncake trace with a prefix cache keeps its hash ids for the cache, in the trace's blocks") {
+    TempFile trace("prefix-cache-trace.jsonl",
+                   "{\"timestamp\": 0, \"input_length\": 1500, \"output_length\": 10, \"hash_ids\": [1, 2, 3]}\n"
+                   "{\"timestamp\": 2000, \"input_length\": 1600, \"output_length\": 20, \"hash_ids\": [1, 2, 4, 5]}\n"
+                   "{\"timestamp\": 4000, \"input_length\": 700, \"output_length\": 5, \"hash_ids\": [9, 1]}\n");
+    auto scenario = [&](const std::string& prefix_cache) {
+        std::string text = kFixedScenario;
+        const auto start = text.find("workload:");
+        const auto end = text.find("slo:");
+        text.replace(start, end - start,
+                     "workload:\n  kind: trace\n  format: mooncake_jsonl\n  file: " + trace.path() + "\n");
+        if (!prefix_cache.empty())
+            text.replace(text.find("    max_batch: 32\n"), 17,
+                         "    max_batch: 32\n    prefix_cache: " + prefix_cache + "\n");
+        return text;
+    };
+    TempFile f("mooncake-cache.yaml", scenario("{capacity: 100000, scope: shared}"));
+    const auto j = run_scenario(f.path(), "mooncake-cache");
+    const auto& c = j["prefix_cache"];
+    CHECK(c["block_identities"] == "trace_hash_ids");
+    CHECK(c["block_tokens"].get<std::int64_t>() == 512);
+    CHECK(c["capacity_blocks"].get<std::int64_t>() == 195);
+    // Blocks 1 and 2 of the second request are cached, as the unbounded resolution has it.
+    CHECK(c["cached_tokens"].get<double>() == 1024);
+    CHECK(c["hit_rate"].get<double>() == Approx(1024.0 / (1500 + 1600 + 700)));
+    // A capacity below one 512-token block of the trace is an error.
+    TempFile g("mooncake-tiny-cache.yaml", scenario("{capacity: 500}"));
+    CHECK_THAT(errors_of(g.path()), Contains("deployment.colocated.prefix_cache.capacity") &&
+                                        Contains("less than one block of 512 tokens") &&
+                                        Contains("the trace's block_tokens"));
+}
+
+TEST_CASE("a prefix cache under the decode pool is an error naming the pools that prefill") {
+    TempFile f("decode-prefix-cache.yaml",
+               disaggregated_scenario(2, "").replace(
+                   disaggregated_scenario(2, "").find("  decode:\n    layout: {tp: 8}\n"), 31,
+                   "  decode:\n    layout: {tp: 8}\n    prefix_cache: {capacity: 100000}\n"));
+    CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":12:") && Contains("deployment.decode.prefix_cache") &&
+                                        Contains("belongs to the pool that prefills"));
+}
+
+TEST_CASE("a prefix-cache capacity that is neither tokens nor a size is an error with both forms") {
+    TempFile f("bad-capacity.yaml", prefix_cache_scenario("{capacity: lots}"));
+    CHECK_THAT(errors_of(f.path()),
+               Contains(f.path() + ":13:") && Contains("deployment.colocated.prefix_cache.capacity") &&
+                   Contains("a token count (such as 2000000) or a size with a unit") && Contains("\"lots\""));
+    TempFile g("zero-capacity.yaml", prefix_cache_scenario("{capacity: 0}"));
+    CHECK_THAT(errors_of(g.path()), Contains("prefix_cache.capacity") && Contains("positive token count"));
+    TempFile h("missing-capacity.yaml", prefix_cache_scenario("{scope: shared}"));
+    CHECK_THAT(errors_of(h.path()), Contains("missing required key \"capacity\""));
+}
+
+TEST_CASE("a prefix-cache capacity in bytes below one block is an error giving the KV bytes per token") {
+    TempFile f("tiny-capacity.yaml", prefix_cache_scenario("{capacity: 1MiB}"));  // 8 tokens of 128 KiB
+    CHECK_THAT(errors_of(f.path()),
+               Contains("prefix_cache.capacity") && Contains("holds 8 tokens at 131.072KB per token") &&
+                   Contains("less than one block of 16 tokens") && Contains("the pool's block_tokens"));
+}
+
+TEST_CASE("a prefix cache's scope and load bandwidth are checked") {
+    TempFile f("bad-scope.yaml", prefix_cache_scenario("{capacity: 100000, scope: global}"));
+    CHECK_THAT(errors_of(f.path()), Contains("prefix_cache.scope") && Contains("per_instance") && Contains("shared"));
+    TempFile g("bad-load.yaml", prefix_cache_scenario("{capacity: 100000, load_bandwidth: 0GB/s}"));
+    CHECK_THAT(errors_of(g.path()), Contains("prefix_cache.load_bandwidth") && Contains("positive"));
+    TempFile h("typo-load.yaml", prefix_cache_scenario("{capacity: 100000, load_bandwith: 10GB/s}"));
+    CHECK_THAT(errors_of(h.path()), Contains("did you mean \"load_bandwidth\""));
+}
+
+TEST_CASE("sessions.cache together with a prefix cache is an error: the cache's scope says where KV stays") {
+    TempFile f("sessions-and-prefix-cache.yaml",
+               prefix_cache_scenario("{capacity: 100000}", "    cache: per_instance\n"));
+    CHECK_THAT(errors_of(f.path()), Contains("workload.sessions.cache") &&
+                                        Contains("deployment.colocated.prefix_cache") &&
+                                        Contains("remove sessions.cache"));
+}

@@ -1,8 +1,9 @@
 // The request-level simulator with a fixed-time cost model: conservation, Little's law, the KV cache
-// limit, preemption, disaggregation, speculative decoding and determinism.
+// limit, preemption, disaggregation, speculative decoding, prefix caches and determinism.
 #include "sim/serving/serving_simulator.hpp"
 #include "sim/input/diagnostics.hpp"
 #include "sim/serving/network_kv_transfer_channel.hpp"
+#include "tests/serving/serving_test_support.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -77,10 +78,9 @@ struct RunResult {
 // Makes the KV transfer channel of one run (none: the simulator's FIFO of config.kv_transfer).
 using ChannelFactory = std::function<std::unique_ptr<KvTransferChannel>(Simulator&)>;
 
-RunResult run(const ServingConfig& config, const SyntheticWorkloadSpec& w, std::uint64_t seed = 1,
-              const ChannelFactory& make_channel = {}) {
+RunResult run_source(const ServingConfig& config, RequestSource& source, std::uint64_t seed = 1,
+                     const ChannelFactory& make_channel = {}) {
     Simulator sim(seed);
-    SyntheticRequestSource source(w, seed);
     const auto channel = make_channel ? make_channel(sim) : nullptr;
     ServingSimulator serving(sim, config, source, channel.get());
     RunResult r;
@@ -92,6 +92,17 @@ RunResult run(const ServingConfig& config, const SyntheticWorkloadSpec& w, std::
     r.worst_kv_excess = serving.worst_kv_excess_blocks();
     r.left_in_system = serving.in_system();
     return r;
+}
+
+RunResult run(const ServingConfig& config, const SyntheticWorkloadSpec& w, std::uint64_t seed = 1,
+              const ChannelFactory& make_channel = {}) {
+    SyntheticRequestSource source(w, seed);
+    return run_source(config, source, seed, make_channel);
+}
+
+RunResult run(const ServingConfig& config, std::vector<Request> requests) {
+    VectorRequestSource source(std::move(requests));
+    return run_source(config, source);
 }
 
 // Every request left exactly once, completed ones with exactly the tokens they asked for.
@@ -472,4 +483,264 @@ TEST_CASE("a run stops early, reported overloaded, once too many requests are in
     c.max_in_system = 0;
     w = workload(10, 100);
     CHECK_FALSE(run(c, w, 1).summary.overloaded);
+}
+
+// ---- prefix caches with a capacity --------------------------------------------------------------
+
+namespace {
+
+using clustersim::serving_testing::TempFile;
+
+// A Mooncake-style trace (JSONL, 512-token blocks): each request reads one of `documents` shared
+// prefixes of `shared` blocks and adds `tail` private blocks, one request every `spacing_ms`.
+std::string mooncake_trace(int requests, int documents, int shared, int tail, double spacing_ms) {
+    RngStream rng(5, "mooncake_trace");
+    std::string text;
+    std::int64_t next_private = 1'000'000;
+    for (int i = 0; i < requests; ++i) {
+        const auto document = static_cast<std::int64_t>(rng.uniform_int(static_cast<std::uint64_t>(documents)));
+        std::string ids;
+        for (int b = 0; b < shared; ++b) ids += fmt::format("{}{}", ids.empty() ? "" : ", ", document * 1000 + b);
+        for (int b = 0; b < tail; ++b) ids += fmt::format(", {}", next_private++);
+        text += fmt::format(R"({{"timestamp": {}, "input_length": {}, "output_length": 10, "hash_ids": [{}]}})",
+                            i * spacing_ms, (shared + tail) * 512 - 100, ids) +
+                "\n";
+    }
+    return text;
+}
+
+std::vector<Request> read_trace(const std::string& text, TraceHashIds hash_ids) {
+    TempFile f("prefix-cache-trace.jsonl", text);
+    Diagnostics d;
+    auto requests = read_mooncake_trace(f.path(), 512, d, hash_ids);
+    REQUIRE(d.empty());
+    return requests;
+}
+
+PrefixCacheSpec prefix_cache(std::int64_t capacity_tokens, bool shared, std::int64_t block_tokens = 512) {
+    PrefixCacheSpec c;
+    c.capacity_tokens = capacity_tokens;
+    c.block_tokens = block_tokens;
+    c.shared = shared;
+    c.bytes_per_token = 320_KiB;
+    return c;
+}
+
+SessionSpec four_turns() {
+    SessionSpec sessions;
+    sessions.turns.kind = LengthKind::fixed;
+    sessions.turns.value = 4;
+    sessions.think_time_mean = 2_s;
+    sessions.new_input.kind = LengthKind::fixed;
+    sessions.new_input.value = 50;
+    sessions.output.kind = LengthKind::fixed;
+    sessions.output.value = 20;
+    return sessions;
+}
+
+// Follow-up turns of a session run: their cached tokens over what their instance held of the
+// conversation in whole blocks (no eviction: equal), checking each against it when `exact`. What an
+// instance holds is all but the last token's KV of the latest turn it served (today's session model).
+double followup_hit_share(const RunResult& r, std::int64_t block_tokens, bool shared, bool exact) {
+    std::vector<const RequestRecord*> ordered;
+    for (const auto& rec : r.records) ordered.push_back(&rec);
+    std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
+        return a->request.session != b->request.session ? a->request.session < b->request.session
+                                                        : a->request.turn < b->request.turn;
+    });
+    double cached = 0, held_total = 0;
+    std::map<std::pair<std::int64_t, int>, std::int64_t> held;  // (session, instance or -1) -> tokens
+    for (const auto* rec : ordered) {
+        const std::pair<std::int64_t, int> key{rec->request.session, shared ? -1 : rec->prefill_instance};
+        if (rec->request.turn > 0) {
+            const std::int64_t whole = (held.count(key) ? held[key] : 0) / block_tokens * block_tokens;
+            cached += static_cast<double>(rec->request.cached_tokens);
+            held_total += static_cast<double>(whole);
+            if (exact) CHECK(rec->request.cached_tokens == whole);
+        }
+        held[key] = rec->request.input_tokens + rec->generated - 1;
+    }
+    return held_total > 0 ? cached / held_total : 0.0;
+}
+
+}  // namespace
+
+TEST_CASE("a Mooncake trace replayed with an unbounded prefix cache gets the hits of the trace's global resolution") {
+    // Requests 1 s apart: each prefill is done, its blocks cached, before the next request arrives.
+    const std::string text = mooncake_trace(200, 6, 6, 2, 1000);
+    const auto resolved = read_trace(text, TraceHashIds::resolve);
+    const auto kept = read_trace(text, TraceHashIds::keep);
+    REQUIRE(kept.front().block_hashes);
+    CHECK(kept.front().block_hashes->size() == 8);
+    CHECK(kept[1].cached_tokens == 0);  // left to the cache
+    auto config = colocated(2, 400'000);
+    config.prefix_cache = prefix_cache(std::int64_t{1} << 40, true);
+    const auto r = run(config, kept);
+    check_conservation(r, 200);
+    std::map<std::int64_t, std::int64_t> cached;
+    for (const auto& rec : r.records) cached[rec.request.id] = rec.request.cached_tokens;
+    double hits = 0, prompts = 0;
+    for (const auto& req : resolved) {
+        CHECK(cached.at(req.id) == req.cached_tokens);
+        hits += static_cast<double>(req.cached_tokens);
+        prompts += static_cast<double>(req.input_tokens);
+    }
+    REQUIRE(r.summary.prefix_cache);
+    CHECK(hits > 0);
+    CHECK(r.summary.prefix_cache->hit_rate == Approx(hits / prompts));
+    CHECK(r.summary.prefix_cache->evicted_blocks == 0);
+}
+
+TEST_CASE("a prefix cache smaller than the working set evicts blocks and lowers the hit rate") {
+    const auto kept = read_trace(mooncake_trace(300, 6, 6, 2, 1000), TraceHashIds::keep);
+    auto hit_rate = [&](std::int64_t capacity_blocks, std::int64_t* evicted) {
+        auto config = colocated(2, 400'000);
+        config.prefix_cache = prefix_cache(capacity_blocks * 512, true);
+        const auto r = run(config, kept);
+        check_conservation(r, 300);
+        *evicted = r.summary.prefix_cache->evicted_blocks;
+        CHECK(r.summary.prefix_cache->held_blocks <= capacity_blocks);
+        return r.summary.prefix_cache->hit_rate;
+    };
+    std::int64_t evicted_large = 0, evicted_small = 0;
+    const double large = hit_rate(10'000, &evicted_large);
+    const double small = hit_rate(12, &evicted_small);  // a working set of 36 shared blocks
+    CHECK(evicted_large == 0);
+    CHECK(evicted_small > 0);
+    CHECK(small < 0.8 * large);
+}
+
+TEST_CASE("with per-instance prefix caches a KV-aware router finds more cached prefixes than round-robin") {
+    // 8 documents over 4 instances whose caches hold 16 blocks each: round-robin makes every instance
+    // cache every document; the KV-aware router sends a document back where it is cached.
+    const auto kept = read_trace(mooncake_trace(400, 8, 6, 2, 25), TraceHashIds::keep);
+    auto run_with = [&](RouterKind router) {
+        auto config = colocated(4, 400'000);
+        config.pools[0].router = router;
+        config.prefix_cache = prefix_cache(16 * 512, false);
+        const auto r = run(config, kept);
+        check_conservation(r, 400);
+        return r;
+    };
+    const auto rr = run_with(RouterKind::round_robin);
+    const auto kv = run_with(RouterKind::kv_aware);
+    const double rr_hits = rr.summary.prefix_cache->hit_rate, kv_hits = kv.summary.prefix_cache->hit_rate;
+    CHECK(kv_hits > 1.5 * rr_hits);
+    CHECK(kv.summary.prefix_cache->evicted_blocks < rr.summary.prefix_cache->evicted_blocks);
+    // Fewer prompt tokens to compute: the KV-aware run's requests see their first token sooner.
+    double rr_ttft = 0, kv_ttft = 0;
+    for (const auto& rec : rr.records) rr_ttft += rec.ttft_s();
+    for (const auto& rec : kv.records) kv_ttft += rec.ttft_s();
+    CHECK(kv_ttft < rr_ttft);
+}
+
+TEST_CASE("with a large prefix cache a session's follow-ups hit what their instance computed, in whole blocks") {
+    auto run_with = [](RouterKind router, bool shared) {
+        auto config = colocated(4, 400'000);
+        config.pools[0].router = router;
+        config.sessions = four_turns();
+        config.prefix_cache = prefix_cache(10'000'000, shared, 16);
+        const auto r = run(config, workload(4, 200), 7);
+        check_conservation(r, 800);
+        CHECK(r.summary.prefix_cache->evicted_blocks == 0);
+        // First turns have no conversation before them: they keep the hit ratio's prefix.
+        for (const auto& rec : r.records)
+            if (rec.request.turn == 0)
+                CHECK(rec.request.cached_tokens == cached_prefix(rec.request.input_tokens, 0.25));
+        return r;
+    };
+    // As the per-instance session cache does, to the whole block: exact for every follow-up.
+    CHECK(followup_hit_share(run_with(RouterKind::round_robin, false), 16, false, true) == 1.0);
+    CHECK(followup_hit_share(run_with(RouterKind::kv_aware, false), 16, false, true) == 1.0);
+    CHECK(followup_hit_share(run_with(RouterKind::round_robin, true), 16, true, true) == 1.0);
+    // Round-robin over 4 instances comes back to the conversation about a quarter of the time, the
+    // KV-aware router always.
+    const auto rr = run_with(RouterKind::round_robin, false);
+    const auto kv = run_with(RouterKind::kv_aware, false);
+    CHECK(kv.summary.prefix_cache->hit_rate > 2 * rr.summary.prefix_cache->hit_rate);
+}
+
+TEST_CASE("a small per-instance prefix cache evicts old conversations, so their follow-ups miss") {
+    auto run_with = [](std::int64_t capacity_tokens) {
+        auto config = colocated(2, 400'000);
+        config.pools[0].router = RouterKind::kv_aware;
+        config.sessions = four_turns();
+        config.prefix_cache = prefix_cache(capacity_tokens, false, 16);
+        const auto r = run(config, workload(4, 200), 7);
+        check_conservation(r, 800);
+        return r;
+    };
+    const auto large = run_with(10'000'000);
+    const auto small = run_with(2'000);  // about two conversations per instance
+    CHECK(followup_hit_share(large, 16, false, true) == 1.0);
+    CHECK(followup_hit_share(small, 16, false, false) < 0.5);
+    CHECK(small.summary.prefix_cache->evicted_blocks > 0);
+    CHECK(small.summary.prefix_cache->held_blocks <= 2 * 2'000 / 16);
+    CHECK(small.summary.prefix_cache->hit_rate < large.summary.prefix_cache->hit_rate);
+}
+
+TEST_CASE("loading a cached prefix at the load bandwidth delays the prefill by its bytes over the bandwidth") {
+    auto request = [](std::int64_t id, Time arrival, std::vector<BlockHash> blocks) {
+        Request r;
+        r.id = id;
+        r.arrival = arrival;
+        r.input_tokens = 3000;  // 6 blocks of 512, the last one partial
+        r.output_tokens = 1;
+        r.block_hashes = std::make_shared<const std::vector<BlockHash>>(std::move(blocks));
+        return r;
+    };
+    // Request 1 shares 4 blocks (2,048 tokens) with request 0; requests 2 and 3 arrive together.
+    const std::vector<Request> requests = {request(0, 0_s, {1, 2, 3, 4, 5, 6}), request(1, 10_s, {1, 2, 3, 4, 7, 8}),
+                                           request(2, 20_s, {1, 2, 3, 4, 9, 10}),
+                                           request(3, 20_s, {1, 2, 3, 4, 11, 12})};
+    auto config = colocated(1, 400'000);
+    config.prefix_cache = prefix_cache(100'000, false);
+    const auto free = run(config, requests);
+    config.prefix_cache->load_bandwidth = 10_GBps;
+    const auto loaded = run(config, requests);
+    check_conservation(loaded, 4);
+    std::map<std::int64_t, RequestRecord> by_id, free_by_id;
+    for (const auto& rec : loaded.records) by_id[rec.request.id] = rec;
+    for (const auto& rec : free.records) free_by_id[rec.request.id] = rec;
+    const Time load = 320_KiB * 2048.0 / 10_GBps;  // 67 ms
+    const Time prefill = 5_ms + 20_us * 952;       // the 952 uncached tokens in one iteration
+    for (std::int64_t id = 1; id <= 3; ++id) CHECK(by_id[id].request.cached_tokens == 2048);
+    // Isolated, a hit costs nothing without a load bandwidth, and its load with one.
+    CHECK(free_by_id[1].first_token - free_by_id[1].request.arrival == prefill);
+    CHECK(by_id[1].prefix_load_end - by_id[1].request.arrival == load);
+    CHECK(by_id[1].first_token - by_id[1].request.arrival == load + prefill);
+    // Loads into one instance queue: the second of two simultaneous ones ends after both.
+    CHECK(by_id[2].first_token - by_id[2].request.arrival == load + prefill);
+    CHECK(by_id[3].prefix_load_end - by_id[3].request.arrival == load + load);
+    CHECK(by_id[3].first_token - by_id[3].request.arrival == load + load + prefill);
+    CHECK(by_id[0].prefix_load_end == Time::zero());  // nothing cached, nothing loaded
+    REQUIRE(loaded.summary.prefix_cache);
+    CHECK(loaded.summary.prefix_cache->loads == 3);
+    CHECK(loaded.summary.prefix_cache->load_ms_mean == Approx(4.0 / 3.0 * load.ms()));
+    CHECK_FALSE(free.summary.prefix_cache->loads);
+}
+
+TEST_CASE("a prefix cache on a disaggregated deployment caches prompts on the prefill instances and loses nothing") {
+    auto config = disaggregated(30'000);
+    config.pools[0].instances = 2;
+    config.pools[0].router = RouterKind::kv_aware;
+    config.sessions = four_turns();
+    config.prefix_cache = prefix_cache(100'000, false, 16);
+    config.prefix_cache->load_bandwidth = 20_GBps;
+    const auto r = run(config, workload(4, 100), 3);
+    check_conservation(r, 400);
+    CHECK(r.worst_kv_excess <= 0);
+    // A prefill instance holds the prompt's KV only (the decode instance computed the rest).
+    std::map<std::pair<std::int64_t, int>, const RequestRecord*> turns;
+    for (const auto& rec : r.records) turns[{rec.request.session, rec.request.turn}] = &rec;
+    std::int64_t followups = 0;
+    for (const auto& [key, rec] : turns) {
+        if (key.second == 0) continue;
+        ++followups;
+        const auto* previous = turns.at({key.first, key.second - 1});
+        CHECK(rec->request.cached_tokens <= previous->request.input_tokens / 16 * 16);
+    }
+    CHECK(followups == 300);
+    CHECK(r.summary.prefix_cache->hit_rate > 0.5);
+    CHECK(r.summary.prefix_cache->loads > 0);
 }
