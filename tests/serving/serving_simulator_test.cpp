@@ -361,19 +361,25 @@ TEST_CASE("multi-turn sessions send every turn, each follow-up reusing the conve
     check_conservation(r, expected_arrivals);
 }
 
+// Sessions of four turns, 2 s of thought between them, 50 new tokens and 20 output tokens a turn.
+static SessionSpec four_turns() {
+    SessionSpec sessions;
+    sessions.turns.kind = LengthKind::fixed;
+    sessions.turns.value = 4;
+    sessions.think_time_mean = 2_s;
+    sessions.new_input.kind = LengthKind::fixed;
+    sessions.new_input.value = 50;
+    sessions.output.kind = LengthKind::fixed;
+    sessions.output.value = 20;
+    return sessions;
+}
+
 TEST_CASE("with per-instance session caches a KV-aware router sends follow-ups back to their prefix") {
     auto run_with = [](RouterKind router, bool per_instance) {
         auto w = workload(4, 200);
         auto config = colocated(4, 400'000);
         config.pools[0].router = router;
-        SessionSpec sessions;
-        sessions.turns.kind = LengthKind::fixed;
-        sessions.turns.value = 4;
-        sessions.think_time_mean = 2_s;
-        sessions.new_input.kind = LengthKind::fixed;
-        sessions.new_input.value = 50;
-        sessions.output.kind = LengthKind::fixed;
-        sessions.output.value = 20;
+        SessionSpec sessions = four_turns();
         sessions.per_instance_cache = per_instance;
         config.sessions = sessions;
         return run(config, w, 7);
@@ -524,18 +530,6 @@ PrefixCacheSpec prefix_cache(std::int64_t capacity_tokens, bool shared, std::int
     c.shared = shared;
     c.bytes_per_token = 320_KiB;
     return c;
-}
-
-SessionSpec four_turns() {
-    SessionSpec sessions;
-    sessions.turns.kind = LengthKind::fixed;
-    sessions.turns.value = 4;
-    sessions.think_time_mean = 2_s;
-    sessions.new_input.kind = LengthKind::fixed;
-    sessions.new_input.value = 50;
-    sessions.output.kind = LengthKind::fixed;
-    sessions.output.value = 20;
-    return sessions;
 }
 
 // Follow-up turns of a session run: their cached tokens over what their instance held of the
