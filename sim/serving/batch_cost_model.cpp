@@ -81,6 +81,7 @@ Time ExecutionBatchCostModel::iteration_time(const BatchWork& work) {
     for (int i = 0; i < kProvenanceKinds; ++i)
         provenance_s_[static_cast<std::size_t>(i)] += p.by_provenance[static_cast<std::size_t>(i)].seconds();
     communication_s_ += p.communication.seconds();
+    noise_factor_sum_ += p.noise_factor;
     total_s_ += p.total.seconds();
     return p.total;
 }
@@ -136,7 +137,17 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
             if (op.name.find(part) != std::string::npos) return true;
         return false;
     };
+    // The busiest GPU's share of the routed work. With routing noise it depends on the tokens of one
+    // MoE call: the instance's tokens (every attention-DP rank's), split in two micro-batches when
+    // they overlap communication.
+    double imbalance = options_.expert_imbalance;
+    if (options_.expert_noise && model_.moe.routed_experts > 0 && options_.layout.ep > 1) {
+        const std::int64_t instance_tokens = options_.layout.attn_dp > 1 ? mean_tokens * options_.layout.attn_dp : tokens;
+        const std::int64_t call_tokens = ceil_div(instance_tokens, options_.overlap_communication ? 2 : 1);
+        imbalance *= options_.expert_noise(std::max<std::int64_t>(call_tokens, 1));
+    }
     Priced out;
+    out.noise_factor = imbalance / options_.expert_imbalance;
     Time mtp_layer;
     for (const auto& [signature, group] : layer_groups_) {
         const auto [layer, count] = group;
@@ -165,14 +176,13 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
         for (auto& c : ops) {
             if (!c.priced) {
                 const bool ep = c.op.comm == CommKind::ep_dispatch || c.op.comm == CommKind::ep_combine;
-                communication += communication_time(c.op) * (ep ? options_.expert_imbalance : 1.0);
+                communication += communication_time(c.op) * (ep ? imbalance : 1.0);
             } else if (!is_attention(c.op.kind)) {
                 // The busiest GPU's experts see expert_imbalance times the mean tokens.
                 if (c.op.kind == OpKind::grouped_gemm && c.op.name.find(".experts.") != std::string::npos &&
-                    options_.expert_imbalance != 1.0) {
+                    imbalance != 1.0) {
                     KernelShape shape = kernel_shape(c.op);
-                    shape.m = std::max<std::int64_t>(
-                        1, std::llround(static_cast<double>(shape.m) * options_.expert_imbalance));
+                    shape.m = std::max<std::int64_t>(1, std::llround(static_cast<double>(shape.m) * imbalance));
                     c.prediction = kernels_->predict(shape);
                 }
                 account(c);
@@ -235,6 +245,11 @@ nlohmann::ordered_json ExecutionBatchCostModel::provenance() const {
     j["gpu"] = kernels_->profile().spec.name;
     j["overlap_communication"] = options_.overlap_communication;
     j["expert_imbalance"] = options_.expert_imbalance;
+    if (options_.expert_noise)
+        j["routing_noise"] = {
+            {"method", "the busiest GPU's expected share at each iteration's tokens per MoE call, normal per-GPU counts "
+                       "(sim/moe/batch_expert_imbalance.hpp)"},
+            {"mean_factor", lookups_ > 0 ? noise_factor_sum_ / static_cast<double>(lookups_) : 1.0}};
     j["distinct_shapes"] = memo_.size();
     j["lookups"] = lookups_;
     double compute = 0;

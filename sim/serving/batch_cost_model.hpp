@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -78,6 +79,10 @@ struct ExecutionCostOptions {
     // Routed (token, expert) selections of the busiest GPU over the mean (sim/moe: routing model and
     // expert placement); it scales the routed-expert GEMMs and the EP dispatch and combine.
     double expert_imbalance = 1.0;
+    // Routing noise of small batches (sim/moe/batch_expert_imbalance.hpp): when set, the factor by
+    // which a batch of `tokens` tokens in one MoE call puts the busiest GPU further above the mean
+    // than the expected loads do (1 for a large batch). Empty: expected loads only.
+    std::function<double(std::int64_t tokens)> expert_noise;
     int buckets_per_doubling = 16;  // shape-key resolution: token counts and contexts above 32 are
                                     // rounded to a geometric grid of this many points per doubling
 };
@@ -102,6 +107,7 @@ private:
         Time compute;
         Time communication;
         std::array<Time, kProvenanceKinds> by_provenance{};
+        double noise_factor = 1.0;  // routing noise's factor on the expected imbalance
     };
     // Per busiest rank (prefill tokens, prefill sequences, prefill context, decode tokens, decode
     // context), and the mean tokens per rank (what each rank's experts receive under EP).
@@ -120,6 +126,7 @@ private:
     std::array<double, kProvenanceKinds> provenance_s_{};
     double communication_s_ = 0;
     double total_s_ = 0;
+    double noise_factor_sum_ = 0;  // routing-noise factors of every iteration priced so far
 };
 
 }  // namespace clustersim

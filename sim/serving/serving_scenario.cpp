@@ -4,6 +4,7 @@
 #include "kernels/kernel_cost_model.hpp"
 #include "models/model_loader.hpp"
 #include "sim/core/trace_writer.hpp"
+#include "sim/moe/batch_expert_imbalance.hpp"
 #include "sim/moe/eplb_placement.hpp"
 #include "sim/moe/expert_routing_model.hpp"
 #include "sim/moe/gpu_expert_load.hpp"
@@ -93,6 +94,7 @@ struct ServingScenario {
     // Expert load (MoE models with ep > 1).
     std::string routing = "balanced";
     double routing_exponent = 0;
+    bool batch_noise = true;  // expert_load.batch_noise
     // Per pool (aligned with config.pools): the execution cost options, completed at run time.
     std::vector<ExecutionCostOptions> cost_options;
     // Optional load search: the load is an output, found by bisection.
@@ -385,34 +387,51 @@ CommLinks links_of(const Topology& t) {
     return links;
 }
 
-// Routed selections of the busiest GPU over the mean, averaged over the MoE layers, for `layout`'s
-// expert parallelism under the scenario's routing model and placement (sim/moe). Expected loads:
-// the batch is taken large enough for sampling noise not to matter.
-double expert_imbalance(const ServingScenario& s, const ParallelLayout& layout, int redundant_experts,
-                        int gpus_per_host, std::uint64_t seed) {
-    const auto& moe = s.model.moe;
-    if (moe.routed_experts == 0 || layout.ep <= 1) return 1.0;
-    const int layers = s.model.moe_layer_count();
+// A pool's expert load: the scenario's routing model and the placement of `layout`'s experts (EPLB
+// with redundant experts, else contiguous).
+struct PoolExpertLoad {
     std::unique_ptr<ExpertRoutingModel> routing;
-    if (s.routing == "power_law")
-        routing = std::make_unique<PowerLawRouting>(layers, moe.routed_experts, s.routing_exponent,
-                                                    RngStream(seed, "serving.expert_routing"));
-    else
-        routing = std::make_unique<BalancedRouting>(moe.routed_experts);
     ExpertPlacement placement;
+};
+PoolExpertLoad pool_expert_load(const ServingScenario& s, const ParallelLayout& layout, int redundant_experts,
+                                int gpus_per_host, std::uint64_t seed) {
+    const auto& moe = s.model.moe;
+    const int layers = s.model.moe_layer_count();
+    PoolExpertLoad load;
+    if (s.routing == "power_law")
+        load.routing = std::make_unique<PowerLawRouting>(layers, moe.routed_experts, s.routing_exponent,
+                                                         RngStream(seed, "serving.expert_routing"));
+    else
+        load.routing = std::make_unique<BalancedRouting>(moe.routed_experts);
     if (redundant_experts > 0) {
         ExpertLoadMatrix weight;
-        for (int l = 0; l < layers; ++l) weight.push_back(routing->popularity(l));
+        for (int l = 0; l < layers; ++l) weight.push_back(load.routing->popularity(l));
         const int nodes = std::max(1, layout.ep / gpus_per_host);
-        placement = rebalance_experts(weight, moe.routed_experts + redundant_experts, moe.n_group, nodes, layout.ep);
+        load.placement =
+            rebalance_experts(weight, moe.routed_experts + redundant_experts, moe.n_group, nodes, layout.ep);
     } else {
-        placement = contiguous_placement(layers, moe.routed_experts, layout.ep);
+        load.placement = contiguous_placement(layers, moe.routed_experts, layout.ep);
     }
+    return load;
+}
+
+// Routed selections of the busiest GPU over the mean, averaged over the MoE layers, for `layout`'s
+// expert parallelism under the scenario's routing model and placement (sim/moe). Expected loads:
+// the batch is taken large enough for sampling noise not to matter (expert_noise adds it back).
+double expert_imbalance(const ServingScenario& s, const PoolExpertLoad& load) {
+    const int layers = s.model.moe_layer_count();
     constexpr std::int64_t kTokens = 1'000'000;
     double sum = 0;
     for (int l = 0; l < layers; ++l)
-        sum += max_over_mean(expected_gpu_tokens(*routing, placement, l, kTokens, moe.top_k));
+        sum += max_over_mean(expected_gpu_tokens(*load.routing, load.placement, l, kTokens, s.model.moe.top_k));
     return sum / layers;
+}
+
+// The routing-noise factor of a pool: the busiest GPU's expected share at a batch's tokens over its
+// large-batch limit (sim/moe/batch_expert_imbalance.hpp).
+std::function<double(std::int64_t)> expert_noise(const ServingScenario& s, const PoolExpertLoad& load) {
+    auto curve = std::make_shared<const BatchImbalanceCurve>(*load.routing, load.placement, s.model.moe.top_k);
+    return [curve](std::int64_t tokens) { return curve->at(tokens) / curve->expected(); };
 }
 
 // Reads `deployment.kv_transfer.model` (after the pools). Default: network for a disaggregated
@@ -581,6 +600,10 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
     if (s.routing == "power_law" && !exponent) load.error_here("routing power_law needs an `exponent`");
     if (s.routing == "balanced" && exponent) load.error("exponent", "exponent applies to routing power_law only");
     s.routing_exponent = exponent.value_or(0.0);
+    s.batch_noise = load.optional<bool>(
+        "batch_noise", true,
+        "price each batch's routing noise: the busiest GPU's expected share at the batch's tokens, not only the "
+        "large-batch limit (sim/moe/batch_expert_imbalance.hpp)");
     load.finish();
 
     // SLOs, warm-up, outputs.
@@ -730,7 +753,12 @@ ServingConfig ServingRunner::costed_config(std::uint64_t seed) {
             continue;
         }
         ExecutionCostOptions o = s_.cost_options[i];
-        o.expert_imbalance = expert_imbalance(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, seed);
+        if (s_.model.moe.routed_experts > 0 && o.layout.ep > 1) {
+            const PoolExpertLoad load =
+                pool_expert_load(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, seed);
+            o.expert_imbalance = expert_imbalance(s_, load);
+            if (s_.batch_noise) o.expert_noise = expert_noise(s_, load);
+        }
         imbalance_.push_back(o.expert_imbalance);
         inst.cost = std::make_shared<ExecutionBatchCostModel>(s_.model, s_.kernels, o);
     }

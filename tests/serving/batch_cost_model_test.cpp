@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <vector>
+
 using namespace clustersim;
 using namespace clustersim::literals;
 
@@ -114,6 +117,42 @@ TEST_CASE("an unbalanced expert load makes MoE iterations slower, a balanced one
     const BatchWork work = prefill(32768, 8);
     CHECK(skewed.iteration_time(work) > balanced.iteration_time(work));
     CHECK(make(1.0).iteration_time(work) == balanced.iteration_time(work));
+}
+
+TEST_CASE("routing noise is asked for the tokens of one MoE call and scales the busiest GPU's work") {
+    auto make = [](std::function<double(std::int64_t)> noise, bool overlap) {
+        ExecutionCostOptions o;
+        o.layout.tp = 8;
+        o.layout.attn_dp = 8;
+        o.layout.ep = 8;
+        o.links.nvlink = 360_GBps;
+        o.links.nvlink_latency = 3_us;
+        o.links.network = 50_GBps;
+        o.links.network_latency = 5_us;
+        o.overlap_communication = overlap;
+        o.expert_noise = std::move(noise);
+        auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+        return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+    };
+    BatchWork decode;
+    decode.decode_requests = 256;
+    decode.decode_context = 1000;
+    std::vector<std::int64_t> asked;
+    auto quiet = make(nullptr, false);
+    auto neutral = make([&](std::int64_t t) { asked.push_back(t); return 1.0; }, false);
+    auto noisy = make([](std::int64_t) { return 1.3; }, false);
+    CHECK(neutral.iteration_time(decode) == quiet.iteration_time(decode));
+    REQUIRE(asked.size() == 1);
+    CHECK(asked[0] == 256);  // 32 requests on each of 8 attention-DP ranks: one call of all 256 tokens
+    CHECK(noisy.iteration_time(decode) > quiet.iteration_time(decode));
+    CHECK(noisy.provenance()["routing_noise"]["mean_factor"].get<double>() == Approx(1.3));
+    CHECK_FALSE(quiet.provenance().contains("routing_noise"));
+    // Two micro-batches overlapping communication: each MoE call carries half the tokens.
+    asked.clear();
+    auto overlapped = make([&](std::int64_t t) { asked.push_back(t); return 1.0; }, true);
+    overlapped.iteration_time(decode);
+    REQUIRE(asked.size() == 1);
+    CHECK(asked[0] == 128);
 }
 
 TEST_CASE("with attention data parallelism one long prompt costs more than the same tokens spread over ranks") {

@@ -220,6 +220,53 @@ workload:
     CHECK(eplb >= 1.0);
 }
 
+TEST_CASE("routing noise of small decode batches slows an expert-parallel deployment, and can be turned off") {
+    auto run = [](const char* noise) {
+        const std::string text = fmt::format(R"(kind: serving
+model: qwen3-30b-a3b
+gpu: h100-sxm
+topology: {{file: h100-ib-rail, hosts: 1}}
+deployment:
+  mode: colocated
+  colocated:
+    layout: {{tp: 8, attn_dp: 8, ep: 8}}
+expert_load: {{routing: balanced, batch_noise: {}}}
+workload:
+  kind: synthetic
+  arrival: {{rate_per_s: 4}}
+  requests: 12
+  input_tokens: {{distribution: fixed, value: 256}}
+  output_tokens: {{distribution: fixed, value: 32}}
+)",
+                                             noise);
+        TempFile f(fmt::format("noise-{}.yaml", noise), text);
+        LoadedScenario s = load_scenario(f.path(), std::nullopt);
+        const fs::path dir = temp_path(fmt::format("noise-{}", noise));
+        nlohmann::ordered_json summary;
+        {
+            RunOutput out(dir);
+            summary = s.runner->run(RunOptions{}, out);
+            out.commit();
+        }
+        fs::remove_all(dir);
+        return summary;
+    };
+    const auto noisy = run("true");
+    const auto quiet = run("false");
+    // Balanced routing: the expected loads are even, and only the noise of a few tokens per GPU unbalances them.
+    CHECK(noisy["pools"][0]["expert_imbalance"].get<double>() == Approx(1.0));
+    CHECK(noisy["provenance"]["colocated"]["routing_noise"]["mean_factor"].get<double>() > 1.1);
+    CHECK_FALSE(quiet["provenance"]["colocated"].contains("routing_noise"));
+    CHECK(noisy["tpot_ms_p50"].get<double>() > quiet["tpot_ms_p50"].get<double>());
+}
+
+TEST_CASE("a batch_noise that is not a boolean is an error") {
+    std::string text = kFixedScenario;
+    text += "expert_load: {routing: balanced, batch_noise: sometimes}\n";
+    TempFile f("bad-noise.yaml", text);
+    CHECK_THAT(errors_of(f.path()), Contains("batch_noise"));
+}
+
 TEST_CASE("power-law routing without an exponent is an error") {
     std::string text = kFixedScenario;
     text += "expert_load: {routing: power_law}\n";
