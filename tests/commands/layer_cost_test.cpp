@@ -224,6 +224,22 @@ TEST_CASE("a training layer's backward attention is its own kernel, priced above
     CHECK(b.op.kernel_scale == 1.0);
 }
 
+TEST_CASE("a prefill after a cached prefix queries attention work that counts the prefix, as the graph does") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    OperatorGraphOptions o = prefill(2, 512);
+    o.batch.cached_prefix = 3000;
+    const LayerCost cost = predict_layer_cost(m, 0, o, h100_roofline());
+    const OperatorCost& attention = find(cost, "L0.attn.attention");
+    const KernelShape shape = kernel_shape(attention.op);
+    CHECK(shape.context == 3000);
+    const OperatorWork work = operator_work(shape);
+    // 512 x 513 / 2 causal pairs among the new tokens plus 512 x 3000 with the prefix, per sequence and head.
+    CHECK(work.flops.flops() == Approx(2 * 32 * 4.0 * 128 * (512.0 * 513 / 2 + 512.0 * 3000)));
+    CHECK(work.flops.flops() == Approx(attention.op.flops.flops()));
+    CHECK(work.bytes.bytes() == Approx((attention.op.bytes_read + attention.op.bytes_written).bytes()));
+    CHECK(attention.prediction.time >= Time::from_seconds(work.flops.flops() / 989.5e12));
+}
+
 TEST_CASE("the backward of an element-wise operator is its forward kernel's time scaled by the bytes") {
     const ModelSpec m = load_model_or_throw("llama3-8b");
     const KernelCostModel gpu = h100_roofline();
