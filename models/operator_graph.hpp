@@ -73,6 +73,7 @@ struct Operator {
     // operator (no tables exist for those backwards); its answer is multiplied by kernel_scale, the
     // backward's HBM bytes over the forward's (they are memory-bound). 1 for every forward operator, for
     // matmuls (their backward shapes are queried as GEMMs) and for attn_prefill_bwd (its own kernel).
+    // Operators without a kernel table (layernorm, gelu) are priced by their own bytes and ignore it.
     double kernel_scale = 1.0;
     CommKind comm = CommKind::none;
     Bytes comm_bytes;  // payload per rank for collectives

@@ -1,7 +1,7 @@
 // Tests of the FLOP and byte counts behind the roofline: prefill attention after a cached prefix, the
 // attention backward as its own operator, and derived profiles scaling that operator's rows.
-#include "kernels/kernel_cost_model.hpp"
 #include "kernels/operator_work.hpp"
+#include "kernels/kernel_cost_model.hpp"
 #include "tests/kernels/test_paths.hpp"
 
 #include <catch2/catch.hpp>
