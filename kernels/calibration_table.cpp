@@ -177,8 +177,10 @@ bool KernelShape::same_shape(const KernelShape& o) const {
 
 const std::vector<std::string>& known_ops() {
     static const std::vector<std::string> ops = {
-        "gemm",       "grouped_gemm", "grouped_gemm_skewed", "attn_prefill", "attn_decode", "copy",      "rmsnorm",     "silu_mul",
-        "rope",       "residual_add", "fp8_quant",    "moe_gate",    "moe_topk",  "moe_permute", "moe_unpermute"};
+        "gemm",         "grouped_gemm", "grouped_gemm_skewed", "attn_prefill", "attn_prefill_bwd",
+        "attn_decode",  "copy",         "rmsnorm",             "silu_mul",     "rope",
+        "residual_add", "fp8_quant",    "moe_gate",            "moe_topk",     "moe_permute",
+        "moe_unpermute"};
     return ops;
 }
 

@@ -19,9 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // The field a table's grid is densest along: tokens for GEMMs and the memory-bound ops, sequence
-// length for prefill, cached context for decode, size for copies. Interpolation runs along it first.
+// length for prefill (and its backward), cached context for decode, size for copies. Interpolation runs along it first.
 int primary_axis(const std::string& op) {
-    if (op == "attn_prefill") return 8;  // seq
+    if (op == "attn_prefill" || op == "attn_prefill_bwd") return 8;  // seq
     if (op == "attn_decode") return 9;   // context
     if (op == "copy") return 10;         // bytes
     return 0;                            // m

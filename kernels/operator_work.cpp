@@ -1,9 +1,11 @@
 // FLOP and byte counts per operator; the formulas are the standard ones (a GEMM is 2mnk FLOPs,
-// causal attention does half the QK^T and PV products), written out per op in kernels/README.md.
+// causal attention does half the QK^T and PV products of the new tokens, and all of them against a
+// cached prefix), written out per op in kernels/README.md.
 #include "kernels/operator_work.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace clustersim {
@@ -35,12 +37,26 @@ OperatorWork operator_work(const KernelShape& s) {
         w.flops = Flops(g * 2.0 * m * n * k);
         w.bytes = Bytes(g * ((m * k + n * k) * e + m * n * kOut));
         w.uses_tensor_cores = true;
-    } else if (s.op == "attn_prefill") {
+    } else if (s.op == "attn_prefill" || s.op == "attn_prefill_bwd") {
         const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
         const double kvh = need(s, s.kv_heads, "kv_heads"), t = need(s, s.seq, "seq");
-        // QK^T and PV are 2*t*t*d each per head; causal masking keeps about half (t*(t+1)/2 pairs).
-        w.flops = Flops(b * h * 4.0 * d * t * (t + 1.0) / 2.0);
-        w.bytes = Bytes(b * t * d * (2.0 * h + 2.0 * kvh) * e);  // read Q, K, V; write O
+        const double c = static_cast<double>(std::max<std::int64_t>(0, s.context));  // cached prefix (0 in training)
+        // QK^T and PV are 2*d FLOPs per (query, key) pair each. With `c` cached tokens every new query sees the
+        // whole prefix and, causally, the new tokens up to itself: t*(t+1)/2 + t*c pairs per head.
+        const double pairs = t * (t + 1.0) / 2.0 + t * c;
+        // Forward: read Q and write O over the t new tokens (h heads), read K and V over all t + c tokens.
+        const double forward_bytes = b * d * (2.0 * h * t + 2.0 * kvh * (t + c)) * e;
+        if (s.op == "attn_prefill") {
+            w.flops = Flops(b * h * 4.0 * d * pairs);
+            w.bytes = Bytes(forward_bytes);
+        } else {
+            // FlashAttention-2's backward (Dao 2023, section 3.2) runs five matmuls per pair against the
+            // forward's two (S = QK^T recomputed, dV, dP, dQ, dK): 2.5x the forward's FLOPs. It reads Q, K, V,
+            // O and dO and writes dQ, dK and dV: eight tensors against the forward's four, the same sizes
+            // pairwise (O, dO, dQ like Q; dK, dV like K, V), so twice the forward's bytes.
+            w.flops = Flops(2.5 * b * h * 4.0 * d * pairs);
+            w.bytes = Bytes(2.0 * forward_bytes);
+        }
         w.uses_tensor_cores = true;
     } else if (s.op == "attn_decode") {
         const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");

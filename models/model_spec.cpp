@@ -298,6 +298,32 @@ FlopsPerToken flops_per_token(const ModelSpec& m, std::int64_t seq) {
     return {Flops(dense), Flops(attention)};
 }
 
+Flops megatron_training_flops_per_token(const ModelSpec& m, std::int64_t seq) {
+    const auto& a = m.attention;
+    if (a.kind == AttentionKind::mla)
+        throw std::invalid_argument(fmt::format(
+            "Megatron-LM's FLOP count has no form for multi-head latent attention (model {}); use the causal convention",
+            m.name));
+    const double h = d(m.hidden);
+    const double q = d(a.heads) * d(a.head_dim);  // query_projection_size = kv_channels x heads
+    const double gated = m.activation == FfnActivation::swiglu ? 1.5 : 1.0;
+    double per_token = 0;
+    for (int i = 0; i < m.layers; ++i) {
+        // Attention: QKV and output projections, and QK^T and PV over the whole s x s square.
+        per_token += 12.0 * h * q * (1.0 + d(a.kv_heads) / d(a.heads)) + 12.0 * d(seq) * q;
+        // MLP: two GEMMs of h x ffn (three with a gate), times the experts a token is routed to.
+        double ffn = 0;
+        if (m.is_moe_layer(i)) {
+            ffn = d(m.moe.top_k) * d(m.moe.expert_intermediate) + d(m.moe.shared_experts) * shared_width(m);
+        } else {
+            ffn = d(m.intermediate);
+        }
+        per_token += 12.0 * h * ffn * gated;
+    }
+    per_token += 6.0 * h * d(m.vocab);  // logits: 12 h^2 l x V / (2 l h)
+    return Flops(per_token);
+}
+
 Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t micro_batch, std::int64_t seq,
                                  const ParallelLayout& l, const ActivationOptions& o) {
     const double e = o.bytes_per_element;

@@ -185,6 +185,18 @@ struct FlopsPerToken {
 };
 FlopsPerToken flops_per_token(const ModelSpec& m, std::int64_t seq);
 
+// Training FLOPs per token (forward and backward) as Megatron-LM counts them for its reported
+// throughput: `num_floating_point_operations` in megatron/training/training.py (r0.8.0), from
+// Narayanan et al. 2021 (arXiv:2104.04473, appendix). Per layer 12 x h x q x (1 + kv_heads/heads) for
+// the QKV and output projections (q = heads x head_dim), 12 x s x q for attention over the whole
+// s x s square (no causal halving), 12 x h x ffn x experts routed to x 3/2 if gated (SwiGLU); plus
+// 6 x h x vocabulary for the logits. For a GPT with ffn = 4h and no GQA this is Narayanan's
+// 72 B s l h^2 (1 + s/(6h) + V/(12 l h)) per B sequences. MoE layers count their top_k routed experts
+// of the expert width plus their shared experts (r0.8.0 knows neither shared experts nor dense
+// layers among MoE ones; later Megatron versions count them so), dense layers their FFN. Throws
+// std::invalid_argument for MLA, which the formula has no term for.
+Flops megatron_training_flops_per_token(const ModelSpec& m, std::int64_t seq);
+
 // Query-key pairs attended by `fresh` new tokens placed after `prefix` cached tokens under causal
 // attention, optionally limited to chunks of `chunk` tokens (0 = unlimited).
 double attended_pairs(std::int64_t prefix, std::int64_t fresh, std::int64_t chunk);

@@ -15,6 +15,7 @@ const char* to_string(OpKind k) {
         case OpKind::gemm: return "gemm";
         case OpKind::grouped_gemm: return "grouped_gemm";
         case OpKind::attn_prefill: return "attn_prefill";
+        case OpKind::attn_prefill_bwd: return "attn_prefill_bwd";
         case OpKind::attn_decode: return "attn_decode";
         case OpKind::rmsnorm: return "rmsnorm";
         case OpKind::layernorm: return "layernorm";
@@ -77,6 +78,7 @@ std::string kernel_op(const Operator& op) {
         case OpKind::lm_head: return "gemm";
         case OpKind::grouped_gemm: return "grouped_gemm";
         case OpKind::attn_prefill: return "attn_prefill";
+        case OpKind::attn_prefill_bwd: return "attn_prefill_bwd";
         case OpKind::attn_decode: return "attn_decode";
         case OpKind::rmsnorm: return "rmsnorm";
         case OpKind::rope: return "rope";
@@ -512,13 +514,23 @@ std::vector<Operator> derive(const std::vector<Tagged>& fwd, Phase phase) {
             // dX[m, k] = dY[m, n] W[n, k]
             op.n = t.op.k;
             op.k = t.op.n;
-        } else if (op.kind == OpKind::attn_prefill || op.kind == OpKind::attn_decode) {
+        } else if (op.kind == OpKind::attn_prefill) {
+            // FlashAttention-2's backward: S = QK^T recomputed, then dV, dP, dQ and dK, five matmuls against
+            // the forward's two. It reads Q, K, V, O and dO and writes dQ, dK and dV (kernels/operator_work.cpp
+            // counts the same eight tensors): twice the forward's bytes.
+            op.kind = OpKind::attn_prefill_bwd;
             op.flops = op.flops * kAttentionBackwardRatio;
-            op.bytes_read = op.bytes_read * 2.0;
-            op.bytes_written = op.bytes_written * 2.0;
+            op.bytes_read = t.op.bytes_read + t.op.bytes_written * 2.0;  // Q, K, V; O and dO
+            op.bytes_written = t.op.bytes_read;                          // dQ, dK, dV
+        } else if (op.kind == OpKind::attn_decode) {
+            throw std::logic_error("decode has no backward pass");
         } else {
+            // Element-wise: the input gradient reads the output gradient and the forward's inputs again.
+            // No table measures these backwards; the forward kernel's time is scaled by the bytes.
             op.flops = op.flops * 2.0;
             op.bytes_read = op.bytes_read * 2.0;
+            const Bytes forward = t.op.bytes_read + t.op.bytes_written;
+            if (forward.value() > 0) op.kernel_scale = (op.bytes_read + op.bytes_written) / forward;
         }
         out.push_back(op);
     }

@@ -23,6 +23,7 @@ enum class OpKind {
     gemm,
     grouped_gemm,
     attn_prefill,
+    attn_prefill_bwd,  // the input-gradient pass of attn_prefill (training): its own kernel, not the forward's
     attn_decode,
     rmsnorm,
     layernorm,
@@ -68,6 +69,12 @@ struct Operator {
     Flops flops;
     Bytes bytes_read;
     Bytes bytes_written;
+    // The kernel cost model is queried with the forward kernel's shape for the backward of an element-wise
+    // operator (no tables exist for those backwards); its answer is multiplied by kernel_scale, the
+    // backward's HBM bytes over the forward's (they are memory-bound). 1 for every forward operator, for
+    // matmuls (their backward shapes are queried as GEMMs) and for attn_prefill_bwd (its own kernel).
+    // Operators without a kernel table (layernorm, gelu) are priced by their own bytes and ignore it.
+    double kernel_scale = 1.0;
     CommKind comm = CommKind::none;
     Bytes comm_bytes;  // payload per rank for collectives
 
@@ -102,7 +109,9 @@ std::vector<Operator> stage_operators(const ModelSpec& m, const OperatorGraphOpt
 Flops total_flops(const std::vector<Operator>& ops);
 
 // The operator name the kernel cost model's tables use for `op` (kernels/calibration_table.cpp:
-// quantize_fp8 is "fp8_quant", lm_head a "gemm"), or "" for operators it has no table for
+// quantize_fp8 is "fp8_quant", lm_head a "gemm", attn_prefill_bwd its own "attn_prefill_bwd"; the
+// backward of an element-wise operator names its forward kernel, scaled by kernel_scale), or "" for
+// operators it has no table for
 // (layernorm, gelu, embedding, collectives: the simulator times those by other means).
 std::string kernel_op(const Operator& op);
 

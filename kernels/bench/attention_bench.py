@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Attention microbenchmarks (prefill and decode) through torch scaled_dot_product_attention.
+"""Attention microbenchmarks (prefill, its backward, and decode) through torch scaled_dot_product_attention.
 
 Writes a calibration CSV in the format of kernels/README.md. PyTorch picks the fastest SDPA backend it
 has (FlashAttention, cuDNN or memory-efficient); the header names which backends were enabled. Calls
 are captured in a CUDA graph and timed with CUDA events; K/V buffers rotate past L2 for decode.
+attn_prefill_bwd is the backward of the attn_prefill call (torch autograd through SDPA, which runs the
+backend's own backward kernel): forward + backward is timed and the forward's median subtracted.
 """
 import argparse, statistics, sys
 
@@ -52,7 +54,7 @@ def time_graph(fn, iters):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--op", choices=["attn_prefill", "attn_decode"], required=True)
+    ap.add_argument("--op", choices=["attn_prefill", "attn_prefill_bwd", "attn_decode"], required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--header", default="")
     ap.add_argument("--quick", action="store_true")
@@ -63,22 +65,36 @@ def main():
     iters = 5 if a.quick else 25
     rows = []
     dt = torch.bfloat16
-    if a.op == "attn_prefill":
+    if a.op in ("attn_prefill", "attn_prefill_bwd"):
+        backward = a.op == "attn_prefill_bwd"
         seqs = [128, 512, 2048, 8192] if a.quick else [128, 256, 512, 1024, 2048, 4096, 8192, 16384]
         for h, kvh, d in PREFILL:
             for seq in seqs:
                 batch = max(1, 16384 // seq)
-                q = torch.randn(batch, h, seq, d, device=dev, dtype=dt)
-                k = torch.randn(batch, kvh, seq, d, device=dev, dtype=dt)
-                v = torch.randn(batch, kvh, seq, d, device=dev, dtype=dt)
-                fn = lambda i=0: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kvh != h)
+                q = torch.randn(batch, h, seq, d, device=dev, dtype=dt, requires_grad=backward)
+                k = torch.randn(batch, kvh, seq, d, device=dev, dtype=dt, requires_grad=backward)
+                v = torch.randn(batch, kvh, seq, d, device=dev, dtype=dt, requires_grad=backward)
+                fwd = lambda i=0: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kvh != h)
+                if backward:
+                    d_out = torch.randn(batch, h, seq, d, device=dev, dtype=dt)
+                    # The same call, then its backward: dQ, dK, dV from dO (reads Q, K, V, O, dO).
+                    both = lambda i=0: torch.autograd.grad(fwd(i), (q, k, v), d_out)
                 try:
-                    p10, p50, p90, reps = time_graph(fn, iters)
+                    if backward:
+                        with torch.no_grad():
+                            _, f50, _, _ = time_graph(fwd, iters)
+                        b10, b50, b90, reps = time_graph(both, iters)
+                        p10, p50, p90 = b10 - f50, b50 - f50, b90 - f50
+                        if p10 <= 0:
+                            raise RuntimeError(f"forward+backward {b10:.1f} us not above the forward's {f50:.1f} us")
+                    else:
+                        p10, p50, p90, reps = time_graph(fwd, iters)
                 except Exception as ex:  # a backend may refuse a shape: report it, keep going
-                    print(f"skipped prefill h{h} kv{kvh} d{d} seq{seq}: {ex}", file=sys.stderr)
+                    print(f"skipped {a.op} h{h} kv{kvh} d{d} seq{seq}: {ex}", file=sys.stderr)
                     continue
-                rows.append(("attn_prefill", "bf16", batch, h, kvh, d, seq, "", p50, p10, p90, reps))
-                print(f"prefill h{h} kv{kvh} d{d} b{batch} s{seq}: {p50:.1f} us", flush=True)
+                rows.append((a.op, "bf16", batch, h, kvh, d, seq, "", p50, p10, p90, reps))
+                print(f"{a.op} h{h} kv{kvh} d{d} b{batch} s{seq}: {p50:.1f} us", flush=True)
+                del q, k, v
     else:
         ctxs = [512, 4096, 32768] if a.quick else [128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
         batches = [1, 8, 64] if a.quick else [1, 4, 16, 64, 128]
@@ -106,10 +122,13 @@ def main():
         f.write(f"# cuda: torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}\n")
         if a.header:
             f.write(open(a.header).read())
+        bwd_method = ("; attn_prefill_bwd: torch.autograd.grad of the causal prefill call (dQ, dK, dV from a random "
+                      "dO), forward + backward captured together, its p10/p50/p90 minus the forward's p50 "
+                      "timed the same way" if a.op == "attn_prefill_bwd" else "")
         f.write("# method: torch.nn.functional.scaled_dot_product_attention (backend chosen by PyTorch among flash, "
                 "cuDNN, memory-efficient), bf16, causal for prefill; CUDA graph of back-to-back calls timed with CUDA "
                 "events; decode K/V rotated past 3x L2; MLA prefill as 128 heads of 192; absorbed MLA decode as "
-                f"128 heads over one 576-wide latent used as K and V; percentiles over {iters} replays\n")
+                f"128 heads over one 576-wide latent used as K and V{bwd_method}; percentiles over {iters} replays\n")
         f.write("# provenance: measured\n")
         f.write("op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us_p50,time_us_p10,time_us_p90,reps\n")
         for op, dt_, b, h, kvh, d, seq, ctx, p50, p10, p90, reps in rows:

@@ -2,7 +2,8 @@
 # Runs the kernel microbenchmarks on this machine's GPU and packs the calibration CSVs for return.
 # Usage: kernels/bench/run_all.sh [--bin DIR] [--ops "gemm copy ..."] [--work DIR] [--quick]
 #   --bin   the carried build of clustersim_kernel_bench (default build-kernels/kernels/bench/bin)
-#   --ops   which ops to run (default all, in the order below; attention is attn_prefill/attn_decode)
+#   --ops   which ops to run (default all, in the order below; attention is attn_prefill,
+#           attn_prefill_bwd and attn_decode, through attention_bench.py)
 #   --work  where the tables and logs are written (default ./calibration-work, or
 #           ./calibration-work-quick with --quick); an op whose CSV is
 #           already there is skipped, so calls can be split by op and resumed
@@ -15,7 +16,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="$root/build-kernels/kernels/bench/bin"
 work=""
-all="gemm grouped_gemm moe_gate rmsnorm silu_mul residual_add rope fp8_quant moe_topk moe_permute moe_unpermute copy attn_prefill attn_decode"
+all="gemm grouped_gemm moe_gate rmsnorm silu_mul residual_add rope fp8_quant moe_topk moe_permute moe_unpermute copy attn_prefill attn_prefill_bwd attn_decode"
 ops="$all"
 quick=""
 while [ $# -gt 0 ]; do
@@ -52,7 +53,7 @@ for op in $ops; do
   if [ -s "$work/$op.csv" ]; then echo "== $op: $work/$op.csv exists, skipped" | tee -a "$summary"; continue; fi
   start=$SECONDS
   case "$op" in
-    attn_prefill|attn_decode)
+    attn_prefill|attn_prefill_bwd|attn_decode)
       PYTHONUNBUFFERED=1 python3 "$here/attention_bench.py" --op "$op" --out "$work/$op.csv" --header "$header" $quick \
         >"$work/$op.log" 2>&1 ;;
     *)

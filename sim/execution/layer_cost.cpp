@@ -104,12 +104,12 @@ KernelShape kernel_shape(const Operator& op) {
     // of a decode step, its n_group of top-k, n = heads x dim of RoPE) would push the query off the grid.
     if (s.op == "grouped_gemm") {
         s.m = op.m; s.n = op.n; s.k = op.k; s.groups = op.groups;
-    } else if (s.op == "attn_prefill" || s.op == "attn_decode") {
+    } else if (s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode") {
         s.batch = op.batch; s.heads = op.heads; s.kv_heads = op.kv_heads; s.head_dim = op.head_dim;
-        if (s.op == "attn_prefill") s.seq = op.seq;
+        if (s.op != "attn_decode") s.seq = op.seq;
         // Decode: the cached tokens. Prefill: the cached prefix, which the tables' prefill rows do not have;
-        // such a query is answered by the roofline, whose FLOPs count only the new tokens' causal square
-        // (an under-estimate, kept visible by its provenance rather than hidden on the measured grid).
+        // such a query is answered off the measured lines (or by the roofline), whose work counts the new
+        // tokens' causal square and their pairs with every cached token (kernels/operator_work.cpp).
         s.context = op.context;
     } else if (s.op == "rope") {
         s.m = op.m; s.heads = op.heads; s.head_dim = op.head_dim;
@@ -126,7 +126,15 @@ KernelShape kernel_shape(const Operator& op) {
 KernelPrediction predict_operator(const Operator& op, const KernelCostModel& cost_model) {
     if (op.is_communication())
         throw std::invalid_argument(fmt::format("operator {} is communication: the network model prices it", op.name));
-    return kernel_op(op).empty() ? memory_roofline(op, cost_model.profile().spec) : cost_model.predict(kernel_shape(op));
+    if (kernel_op(op).empty()) return memory_roofline(op, cost_model.profile().spec);
+    KernelPrediction p = cost_model.predict(kernel_shape(op));
+    if (op.kernel_scale != 1.0) {
+        // The backward of an element-wise operator: its forward kernel's answer, scaled by the bytes.
+        p.time = p.time * op.kernel_scale;
+        p.roofline_bound = p.roofline_bound * op.kernel_scale;
+        p.basis = fmt::format("{} x {:.3g} (backward bytes over the forward kernel's)", p.basis, op.kernel_scale);
+    }
+    return p;
 }
 
 LayerCost predict_layer_cost(const ModelSpec& m, int layer, const OperatorGraphOptions& options,

@@ -28,6 +28,8 @@ std::string model_reference(const std::string& written, const ScenarioContext& c
 
 }  // namespace
 
+const char* to_string(FlopsConvention c) { return c == FlopsConvention::megatron ? "megatron" : "causal"; }
+
 std::vector<int> default_layer_split(int layers, int parts) {
     std::vector<int> split(static_cast<std::size_t>(parts), layers / parts);
     int extra = layers % parts;
@@ -131,6 +133,14 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
                     "anyway and flagged (for comparing with a run whose memory savings the model does not capture)") ==
         "report";
 
+    plan.flops_convention =
+        root.choice("flops_convention", {"causal", "megatron"}, std::string("causal"),
+                    "how model FLOPs are counted for model_tflops_per_gpu and mfu: causal (3 x forward FLOPs with "
+                    "causal attention) or megatron (Megatron-LM's num_floating_point_operations: attention over the "
+                    "whole s x s square)") == "megatron"
+            ? FlopsConvention::megatron
+            : FlopsConvention::causal;
+
     MapReader opt = root.child("optimizer", "byte widths of the AdamW state", false);
     plan.optimizer.master_bytes = opt.optional<double>("master_weight_bytes", 4, "bytes per master weight", in_range(0.0, 8.0));
     plan.optimizer.state_bytes = opt.optional<double>("moment_bytes", 4, "bytes per Adam moment (two moments)", in_range(0.0, 8.0));
@@ -164,6 +174,11 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
         if (p.ep > 1 && plan.model.moe.routed_experts % p.ep != 0)
             par.error("ep", fmt::format("{} routed experts cannot be spread evenly over ep {}", plan.model.moe.routed_experts, p.ep));
     }
+    if (plan.flops_convention == FlopsConvention::megatron && plan.model.attention.kind == AttentionKind::mla)
+        root.error("flops_convention",
+                   fmt::format("megatron counts attention as Megatron-LM's num_floating_point_operations does, which "
+                               "has no form for multi-head latent attention (model {}); expected causal",
+                               plan.model.name));
     const std::int64_t per_step = static_cast<std::int64_t>(p.dp) * plan.micro_batch_size;
     if (plan.global_batch % per_step != 0) {
         root.error("batch", fmt::format("global_batch {} is not a multiple of dp {} x micro_batch_size {}", plan.global_batch,

@@ -27,6 +27,13 @@ struct ScenarioContext;
 // output in the backward (technical report 3.2.3, 3.3.4); full: each layer's whole forward again.
 enum class Recompute { none, selective, full };
 
+// How the reported model FLOPs (model_tflops_per_gpu, mfu) are counted. causal: 3 x the forward FLOPs
+// per token with causal attention (flops_per_token; DeepSeek's convention). megatron: Megatron-LM's
+// num_floating_point_operations (megatron_training_flops_per_token), attention over the whole s x s
+// square, the figure Megatron-Core's weak-scaling table reports. Neither changes the simulated time.
+enum class FlopsConvention { causal, megatron };
+const char* to_string(FlopsConvention c);
+
 struct TrainingParallel {
     int tp = 1;
     int pp = 1;
@@ -77,6 +84,7 @@ struct TrainingPlan {
     TrainingOverlap overlap;
     Bytes memory_reserve;       // HBM kept free for the framework, workspaces and fragmentation
     bool simulate_if_over_memory = false;  // memory_check: report — simulate a plan over capacity, flagged
+    FlopsConvention flops_convention = FlopsConvention::causal;  // how model FLOPs are counted for the MFU
 
     std::int64_t tokens_per_micro_batch() const { return micro_batch_size * seq; }
     std::int64_t tokens_per_step() const { return global_batch * seq; }

@@ -82,11 +82,18 @@ public:
         s["model_tflops_per_gpu"] = step.model_tflops_per_gpu;
         s["mfu"] = step.mfu;
         s["mfu_percent"] = step.mfu * 100;
+        s["flops_convention"] = to_string(plan_.flops_convention);
+        const std::string counted =
+            plan_.flops_convention == FlopsConvention::megatron
+                ? "Megatron-LM's num_floating_point_operations (megatron/training/training.py, r0.8.0): 12 x h x "
+                  "(q (1 + kv_heads/heads) + ffn x routed experts x 3/2 if gated) + 12 x s x q per layer and token, "
+                  "attention over the whole s x s square, plus 6 x h x vocabulary for the logits"
+                : "3 x forward FLOPs per token (2 x active weights that multiply activations, LM head included, "
+                  "plus causal attention; no recomputation, no MTP)";
         s["mfu_convention"] = fmt::format(
-            "model FLOPs = 3 x forward FLOPs per token (2 x active weights that multiply activations, LM head "
-            "included, plus causal attention; no recomputation, no MTP) x {} tokens per step; peak = the GPU's "
-            "dense BF16 {:.1f} TFLOPS, whatever precision the GEMMs run in",
-            plan_.tokens_per_step(), cost_model.profile().spec.bf16_dense.value.value() / 1e12);
+            "model FLOPs = {} x {} tokens per step; peak = the GPU's dense BF16 {:.1f} TFLOPS, whatever precision "
+            "the GEMMs run in",
+            counted, plan_.tokens_per_step(), cost_model.profile().spec.bf16_dense.value.value() / 1e12);
         s["bubble_fraction"] = step.bubble_fraction;
         s["exposed_comm_fraction"] = step.exposed_comm_fraction;
         s["gpu_hours_per_trillion_tokens"] = step.gpu_hours_per_trillion_tokens;

@@ -189,7 +189,10 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     const double seconds = step.step_time.seconds();
     const double tokens = static_cast<double>(plan.tokens_per_step());
     step.tokens_per_s_per_gpu = tokens / seconds / plan.gpus;
-    step.model_flops_per_step = flops_per_token(plan.model, plan.seq).training() * tokens;
+    const Flops per_token = plan.flops_convention == FlopsConvention::megatron
+                                ? megatron_training_flops_per_token(plan.model, plan.seq)
+                                : flops_per_token(plan.model, plan.seq).training();
+    step.model_flops_per_step = per_token * tokens;
     step.model_tflops_per_gpu = step.model_flops_per_step.value() / seconds / plan.gpus / 1e12;
     step.mfu = step.model_tflops_per_gpu * 1e12 / spec.bf16_dense.value.value();
     double bubble = 0, exposed = 0;

@@ -73,7 +73,7 @@ struct TrainingStep {
     MemoryReport memory;
     Time step_time;
     Time pipeline_time;
-    Flops model_flops_per_step;  // the MFU convention's FLOPs (flops_per_token(...).training() x tokens)
+    Flops model_flops_per_step;  // the plan's FLOP convention's count (flops_convention) x tokens per step
     std::map<Provenance, Time> provenance;  // kernel time priced, by provenance
     std::optional<PairReport> pair;
     std::vector<PartReport> parts;

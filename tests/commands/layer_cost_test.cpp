@@ -1,6 +1,7 @@
 // The layer cost library: operator graphs priced by the kernel cost model, totals, provenance shares
 // and the communication operators it lists but leaves to the network model.
 #include "kernels/kernel_cost_model.hpp"
+#include "kernels/operator_work.hpp"
 #include "models/model_loader.hpp"
 #include "sim/execution/layer_cost.hpp"
 
@@ -187,6 +188,83 @@ TEST_CASE("kernel queries carry only the fields their tables fill") {
     all_reduce.kind = OpKind::collective;
     all_reduce.comm = CommKind::tp_all_reduce;
     CHECK_THROWS_AS(kernel_shape(all_reduce), std::invalid_argument);  // the network model prices it
+}
+
+TEST_CASE("a training layer's backward attention is its own kernel, priced above the forward by its FLOPs") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    const KernelCostModel gpu = h100_roofline();
+    OperatorGraphOptions o;
+    o.batch.sequences = 1;
+    o.batch.seq = 4096;
+    o.phase = Phase::train_forward;
+    const LayerCost forward = predict_layer_cost(m, 0, o, gpu);
+    o.phase = Phase::train_backward_input;
+    const LayerCost backward = predict_layer_cost(m, 0, o, gpu);
+    const OperatorCost& f = find(forward, "L0.attn.attention");
+    const OperatorCost& b = find(backward, "L0.attn.attention.bwd");
+    CHECK(f.kernel_op == "attn_prefill");
+    CHECK(b.op.kind == OpKind::attn_prefill_bwd);
+    CHECK(b.kernel_op == "attn_prefill_bwd");
+    CHECK(kernel_op(b.op) == "attn_prefill_bwd");
+    const KernelShape shape = kernel_shape(b.op);
+    CHECK(shape.op == "attn_prefill_bwd");
+    CHECK(shape.seq == 4096);
+    CHECK(shape.heads == 32);
+    CHECK(shape.kv_heads == 8);
+    // FlashAttention-2's five backward matmuls against the forward's two; eight tensors moved against four.
+    CHECK(b.op.flops.flops() == Approx(2.5 * f.op.flops.flops()));
+    CHECK((b.op.bytes_read + b.op.bytes_written).bytes() == Approx(2.0 * (f.op.bytes_read + f.op.bytes_written).bytes()));
+    // The cost model's work for the kernel query is the graph's: the same FLOPs and bytes.
+    const OperatorWork work = operator_work(shape);
+    CHECK(work.flops.flops() == Approx(b.op.flops.flops()));
+    CHECK(work.bytes.bytes() == Approx((b.op.bytes_read + b.op.bytes_written).bytes()));
+    // Compute-bound at 4,096 tokens: on the roofline the backward takes 2.5x the forward, not the forward's time.
+    CHECK(b.prediction.provenance == Provenance::roofline);
+    CHECK(b.prediction.time.seconds() == Approx(2.5 * f.prediction.time.seconds()).epsilon(1e-6));
+    CHECK(b.op.kernel_scale == 1.0);
+}
+
+TEST_CASE("a prefill after a cached prefix queries attention work that counts the prefix, as the graph does") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    OperatorGraphOptions o = prefill(2, 512);
+    o.batch.cached_prefix = 3000;
+    const LayerCost cost = predict_layer_cost(m, 0, o, h100_roofline());
+    const OperatorCost& attention = find(cost, "L0.attn.attention");
+    const KernelShape shape = kernel_shape(attention.op);
+    CHECK(shape.context == 3000);
+    const OperatorWork work = operator_work(shape);
+    // 512 x 513 / 2 causal pairs among the new tokens plus 512 x 3000 with the prefix, per sequence and head.
+    CHECK(work.flops.flops() == Approx(2 * 32 * 4.0 * 128 * (512.0 * 513 / 2 + 512.0 * 3000)));
+    CHECK(work.flops.flops() == Approx(attention.op.flops.flops()));
+    CHECK(work.bytes.bytes() == Approx((attention.op.bytes_read + attention.op.bytes_written).bytes()));
+    CHECK(attention.prediction.time >= Time::from_seconds(work.flops.flops() / 989.5e12));
+}
+
+TEST_CASE("the backward of an element-wise operator is its forward kernel's time scaled by the bytes") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    const KernelCostModel gpu = h100_roofline();
+    OperatorGraphOptions o;
+    o.batch.sequences = 1;
+    o.batch.seq = 4096;
+    o.phase = Phase::train_forward;
+    const LayerCost forward = predict_layer_cost(m, 0, o, gpu);
+    o.phase = Phase::train_backward_input;
+    const LayerCost backward = predict_layer_cost(m, 0, o, gpu);
+    for (const char* name : {"L0.input_norm", "L0.mlp.silu_mul", "L0.ffn.residual_add"}) {
+        INFO(name);
+        const OperatorCost& f = find(forward, name);
+        const OperatorCost& b = find(backward, std::string(name) + ".bwd");
+        CHECK(b.kernel_op == f.kernel_op);
+        CHECK(f.op.kernel_scale == 1.0);
+        // The input gradient reads the output gradient and the forward's inputs, and writes one tensor.
+        const double ratio = (b.op.bytes_read + b.op.bytes_written) / (f.op.bytes_read + f.op.bytes_written);
+        CHECK(ratio > 1.0);
+        CHECK(b.op.kernel_scale == Approx(ratio));
+        CHECK(b.prediction.time.seconds() == Approx(ratio * f.prediction.time.seconds()).epsilon(1e-6));
+        CHECK(b.prediction.basis.find("backward bytes") != std::string::npos);
+    }
+    // rmsnorm reads x and writes y forward; backward reads dy and x again and writes dx: 3 tensors against 2.
+    CHECK(find(backward, "L0.input_norm.bwd").op.kernel_scale == Approx(1.5));
 }
 
 TEST_CASE("operators without a kernel table are priced by the graph's bytes at the memory roofline") {

@@ -124,6 +124,36 @@ TEST_CASE("dense FLOPs per token are twice the active matmul weights, the 6N con
     CHECK(f.attention_forward.flops() == Approx(32 * 2.0 * 32 * 256 * (8192 + 1) / 2.0));
 }
 
+TEST_CASE("Megatron's FLOP count of a GPT is Narayanan et al. 2021's closed form") {
+    // 72 B s l h^2 (1 + s / (6h) + V / (12 l h)) per batch of B sequences of s tokens (arXiv:2104.04473,
+    // appendix), for a GPT with a 4h GELU FFN and as many KV heads as heads.
+    for (const char* name : {"megatron-gpt-1700m", "megatron-gpt-70b", "megatron-gpt-462b"}) {
+        INFO(name);
+        const ModelSpec m = load_model_or_throw(name);
+        REQUIRE(m.intermediate == 4 * m.hidden);
+        REQUIRE(m.attention.kv_heads == m.attention.heads);
+        const double s = 4096, l = m.layers, h = static_cast<double>(m.hidden), V = static_cast<double>(m.vocab);
+        const double per_token = 72.0 * l * h * h * (1 + s / (6 * h) + V / (12 * l * h));
+        CHECK(megatron_training_flops_per_token(m, 4096).flops() == Approx(per_token).epsilon(1e-12));
+        // The whole s x s square: more than the causal count, by 3 x 2 x heads x 2 head_dim x (s - 1) / 2 per layer.
+        const double causal = flops_per_token(m, 4096).training().flops();
+        CHECK(megatron_training_flops_per_token(m, 4096).flops() > causal);
+    }
+}
+
+TEST_CASE("Megatron's FLOP count weighs GQA's K and V projections and SwiGLU's third GEMM") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");  // 32 heads, 8 KV heads of 128, SwiGLU 14336, vocab 128256
+    const double s = 8192, l = 32, h = 4096, q = 32 * 128, ffn = 14336, V = 128256;
+    // megatron/training/training.py (r0.8.0): 12 B s l h^2 ((1 + g/a + s/h) q/h + ffn/h x 3/2 + V / (2 l h)).
+    const double per_token = 12.0 * l * h * h * ((1 + 8.0 / 32 + s / h) * q / h + ffn / h * 1.5 + V / (2 * l * h));
+    CHECK(megatron_training_flops_per_token(m, 8192).flops() == Approx(per_token).epsilon(1e-12));
+}
+
+TEST_CASE("Megatron's FLOP count refuses multi-head latent attention") {
+    CHECK_THROWS_WITH(megatron_training_flops_per_token(load_model_or_throw("deepseek-v3"), 4096),
+                      Catch::Contains("multi-head latent attention") && Catch::Contains("causal"));
+}
+
 TEST_CASE("causal attended pairs count each query's visible keys, within chunks when chunked") {
     CHECK(attended_pairs(0, 4, 0) == 10);       // 1 + 2 + 3 + 4
     CHECK(attended_pairs(3, 2, 0) == 4 + 5);    // after 3 cached tokens

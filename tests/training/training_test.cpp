@@ -235,6 +235,7 @@ TEST_CASE("a training run writes its summary, CSVs, schedule drawing and trace",
                             "exposed_comm_fraction", "peak_memory_gib_per_gpu", "gpu_hours_per_trillion_tokens"})
         CHECK(summary.contains(key));
     CHECK(summary["status"] == "simulated");
+    CHECK(summary["flops_convention"] == "causal");
     for (const char* name : {"summary.json", "stages.csv", "parts.csv", "schedule.svg", "trace.json"})
         CHECK(fs::exists(out / name));
     // One stages.csv row per pipeline rank, one parts.csv row per model part, after the header.
@@ -245,4 +246,47 @@ TEST_CASE("a training run writes its summary, CSVs, schedule drawing and trace",
     CHECK(lines(out / "stages.csv") == 3);
     CHECK(lines(out / "parts.csv") == 3);
     fs::remove_all(out);
+}
+
+TEST_CASE("the megatron FLOP convention changes the reported model FLOPs, not the step", "[training][step]") {
+    const TrainingPlan causal = load_plan("causal", llama_plan("1f1b", 32));
+    const TrainingPlan megatron = load_plan("megatron", llama_plan("1f1b", 32, "flops_convention: megatron\n"));
+    CHECK(causal.flops_convention == FlopsConvention::causal);
+    REQUIRE(megatron.flops_convention == FlopsConvention::megatron);
+    const TrainingStep a = simulate(causal);
+    const TrainingStep b = simulate(megatron);
+    CHECK(a.step_time == b.step_time);
+    const double tokens = 32.0 * 4096;
+    CHECK(a.model_flops_per_step.flops() == Approx(flops_per_token(causal.model, 4096).training().flops() * tokens));
+    CHECK(b.model_flops_per_step.flops() == Approx(megatron_training_flops_per_token(megatron.model, 4096).flops() * tokens));
+    // The whole s x s attention square counts more than its causal half.
+    CHECK(b.model_tflops_per_gpu > a.model_tflops_per_gpu);
+    CHECK(b.mfu / a.mfu == Approx(b.model_flops_per_step.flops() / a.model_flops_per_step.flops()));
+}
+
+TEST_CASE("a FLOP convention the model cannot use is an error naming the key", "[training][plan]") {
+    auto error_of = [](const std::string& name, const std::string& text) {
+        try {
+            load_scenario(write_scenario(name, text), std::nullopt);
+        } catch (const InputError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK_THAT(error_of("convention", llama_plan("1f1b", 64, "flops_convention: nvidia\n")),
+               Catch::Contains("flops_convention") && Catch::Contains("megatron"));
+    const std::string deepseek = R"(kind: training
+model: deepseek-v3
+gpu: h800-sxm
+topology: {file: h800-ib-rail, hosts: 2}
+gpus: 16
+parallel: {pp: 2, ep: 8}
+schedule: {kind: 1f1b}
+batch: {sequence_length: 4096, global_batch: 32}
+flops_convention: megatron
+)";
+    const std::string message = error_of("mla", deepseek);
+    CHECK_THAT(message, Catch::Contains("flops_convention") && Catch::Contains("multi-head latent attention") &&
+                            Catch::Contains("expected causal"));
+    CHECK_THAT(message, Catch::Contains("mla.yaml:9:") && Catch::Contains("1 problem"));  // file and line of the key
 }
