@@ -225,3 +225,15 @@ TEST_CASE("bad expert load over time is an error naming the key and what was exp
         CHECK_THAT(e, Contains("did you mean \"bandwidth\""));
     }
 }
+
+TEST_CASE("a rebalance's fetch bandwidth can be given, and each pause is the busiest GPU's bytes over it") {
+    const Run r =
+        run(scenario("  drift: {interval: 1s, share: 0.25}\n  rebalance: {interval: 2s, bandwidth: 10GB/s}\n"),
+            "eplb-bandwidth");
+    const auto& t = r.summary["pools"][0]["expert_load_over_time"];
+    CHECK(t["rebalance"]["fetch_bandwidth_from"].get<std::string>() == "expert_load.rebalance.bandwidth");
+    CHECK(t["rebalance"]["fetch_bandwidth"].get<std::string>() == "10GB/s");
+    // Pauses of a few hundred ms, 2 s apart: none overlaps another or the end of the run.
+    CHECK(t["pause_s_total"].get<double>() == Approx(t["busiest_gpu_bytes_total"].get<double>() / 10e9));
+    CHECK(t["pause_s_total"].get<double>() > 0);
+}
