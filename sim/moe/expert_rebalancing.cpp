@@ -122,13 +122,14 @@ ExpertLoadTimeline::ExpertLoadTimeline(ExpertLoadTimelineSpec spec, RngStream rn
     events_.push_back({Time::zero(), ExpertLoadEventKind::start, imbalance_, Bytes{}, Bytes{}, Time::zero()});
 }
 
-void ExpertLoadTimeline::hold_until(Time t) {
-    if (t <= now_) return;
-    const double dt = (t - now_).seconds();
-    if (spec_.rebalance)
+void ExpertLoadTimeline::close_segment(Time at) {
+    // The popularity is constant between steps: its integral grows only when a step ends a segment,
+    // so asking the timeline often (every iteration) costs nothing until a step is due.
+    const double dt = (at - segment_start_).seconds();
+    if (spec_.rebalance && dt > 0)
         for (std::size_t l = 0; l < popularity_.size(); ++l)
             for (std::size_t e = 0; e < popularity_[l].size(); ++e) load_integral_[l][e] += popularity_[l][e] * dt;
-    now_ = t;
+    segment_start_ = at;
 }
 
 void ExpertLoadTimeline::drift_step(Time at) {
@@ -172,17 +173,17 @@ void ExpertLoadTimeline::advance_to(Time t) {
         // the new placement's imbalance is under the drifted popularity.
         if (next_drift_ <= next_rebalance_) {
             const Time at = next_drift_;
-            hold_until(at);
+            close_segment(at);
             drift_step(at);
             next_drift_ = at + spec_.drift->interval;
         } else {
             const Time at = next_rebalance_;
-            hold_until(at);
+            close_segment(at);
             rebalance_step(at);
             next_rebalance_ = at + spec_.rebalance->interval;
         }
     }
-    hold_until(t);
+    now_ = t;
 }
 
 ExpertLoadTimelineSummary ExpertLoadTimeline::summary(Time end) {

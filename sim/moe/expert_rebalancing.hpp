@@ -114,7 +114,7 @@ public:
     ExpertLoadTimelineSummary summary(Time end);
 
 private:
-    void hold_until(Time t);  // accumulates the load integral (for the next rebalance) up to t
+    void close_segment(Time at);  // adds the popularity held since the last step to the load integral
     void drift_step(Time at);
     void rebalance_step(Time at);
 
@@ -123,7 +123,8 @@ private:
     ExpertLoadMatrix popularity_;
     ExpertPlacement placement_;
     double imbalance_ = 1.0;
-    Time now_;  // integrals run up to here
+    Time now_;            // the latest time asked about
+    Time segment_start_;  // when the popularity last changed (or the last rebalance)
     Time next_drift_, next_rebalance_;
     ExpertLoadMatrix load_integral_;  // popularity x seconds since the last rebalance
     Time last_rebalance_;
