@@ -6,11 +6,13 @@
 #include "sim/core/trace_writer.hpp"
 #include "sim/moe/batch_expert_imbalance.hpp"
 #include "sim/moe/eplb_placement.hpp"
+#include "sim/moe/expert_rebalancing.hpp"
 #include "sim/moe/expert_routing_model.hpp"
 #include "sim/moe/gpu_expert_load.hpp"
 #include "sim/serving/batch_cost_model.hpp"
 #include "sim/serving/latency_plot.hpp"
 #include "sim/serving/network_kv_transfer_channel.hpp"
+#include "sim/serving/pool_expert_load.hpp"
 #include "sim/serving/serving_simulator.hpp"
 #include "sim/serving/workload.hpp"
 #include "topologies/topology.hpp"
@@ -95,6 +97,12 @@ struct ServingScenario {
     std::string routing = "balanced";
     double routing_exponent = 0;
     bool batch_noise = true;  // expert_load.batch_noise
+    // Expert load over time (expert_load.drift / rebalance; sim/moe/expert_rebalancing.hpp), for every
+    // expert-parallel pool; absent: one imbalance for the whole run.
+    std::optional<ExpertDriftSpec> drift;
+    std::optional<ExpertRebalanceSpec> rebalance;
+    std::optional<Bandwidth> fetch_bandwidth;  // rebalance.bandwidth (default: from the topology's links)
+    bool expert_load_over_time() const { return drift || rebalance; }
     // Per pool (aligned with config.pools): the execution cost options, completed at run time.
     std::vector<ExecutionCostOptions> cost_options;
     // Optional load search: the load is an output, found by bisection.
@@ -108,6 +116,40 @@ struct ServingScenario {
     };
     std::optional<LoadSearch> load_search;
 };
+
+// Reads `expert_load.drift` and `expert_load.rebalance` (after the routing keys): the expert load
+// over time. Read only when given, so scenarios without them resolve as before.
+void read_expert_load_over_time(MapReader& load, ServingScenario& s) {
+    if (load.has("drift")) {
+        MapReader d = load.child("drift", "expert popularity that changes over the run", false);
+        ExpertDriftSpec drift;
+        drift.interval = d.required<Time>("interval", "time between drift steps", positive<Time>());
+        drift.share = d.required<double>(
+            "share", "share of each layer's experts that trade popularities (random pairs swapped) at each step",
+            in_range(0.0, 1.0));
+        d.finish();
+        s.drift = drift;
+    }
+    if (load.has("rebalance")) {
+        MapReader r = load.child("rebalance", "EPLB rerun periodically from the loads seen since the last run", false);
+        ExpertRebalanceSpec rebalance;
+        rebalance.interval = r.required<Time>("interval", "time between EPLB reruns", positive<Time>());
+        s.fetch_bandwidth = r.maybe<Bandwidth>(
+            "bandwidth",
+            "per GPU, at which expert weights are fetched (default: NVLink when the EP group fits in one host, "
+            "else the network, from the topology)",
+            positive<Bandwidth>());
+        r.finish();
+        s.rebalance = rebalance;
+    }
+    if (!s.expert_load_over_time()) return;
+    const char* key = s.drift ? "drift" : "rebalance";
+    if (s.routing == "balanced")
+        load.error(key, fmt::format("{} needs an expert load model with skew: routing balanced has every expert "
+                                    "equally popular, so nothing drifts and EPLB has nothing to rebalance; give "
+                                    "routing: power_law with an exponent",
+                                    key));
+}
 
 // Reads `load:`, which makes the load an output: bisection (geometric) for the arrival rate, or for
 // the decode concurrency (the last pool's max_batch, under an arrival rate above what it serves), at
@@ -387,22 +429,27 @@ CommLinks links_of(const Topology& t) {
     return links;
 }
 
+// The scenario's routing model over the model's MoE layers (power law: permutations from the stream
+// serving.expert_routing, the same in every pool).
+std::unique_ptr<ExpertRoutingModel> routing_model(const ServingScenario& s, std::uint64_t seed) {
+    if (s.routing == "power_law")
+        return std::make_unique<PowerLawRouting>(s.model.moe_layer_count(), s.model.moe.routed_experts,
+                                                 s.routing_exponent, RngStream(seed, "serving.expert_routing"));
+    return std::make_unique<BalancedRouting>(s.model.moe.routed_experts);
+}
+
 // A pool's expert load: the scenario's routing model and the placement of `layout`'s experts (EPLB
 // with redundant experts, else contiguous).
-struct PoolExpertLoad {
+struct PoolExpertPlacement {
     std::unique_ptr<ExpertRoutingModel> routing;
     ExpertPlacement placement;
 };
-PoolExpertLoad pool_expert_load(const ServingScenario& s, const ParallelLayout& layout, int redundant_experts,
-                                int gpus_per_host, std::uint64_t seed) {
+PoolExpertPlacement pool_expert_placement(const ServingScenario& s, const ParallelLayout& layout,
+                                          int redundant_experts, int gpus_per_host, std::uint64_t seed) {
     const auto& moe = s.model.moe;
     const int layers = s.model.moe_layer_count();
-    PoolExpertLoad load;
-    if (s.routing == "power_law")
-        load.routing = std::make_unique<PowerLawRouting>(layers, moe.routed_experts, s.routing_exponent,
-                                                         RngStream(seed, "serving.expert_routing"));
-    else
-        load.routing = std::make_unique<BalancedRouting>(moe.routed_experts);
+    PoolExpertPlacement load;
+    load.routing = routing_model(s, seed);
     if (redundant_experts > 0) {
         ExpertLoadMatrix weight;
         for (int l = 0; l < layers; ++l) weight.push_back(load.routing->popularity(l));
@@ -418,7 +465,7 @@ PoolExpertLoad pool_expert_load(const ServingScenario& s, const ParallelLayout& 
 // Routed selections of the busiest GPU over the mean, averaged over the MoE layers, for `layout`'s
 // expert parallelism under the scenario's routing model and placement (sim/moe). Expected loads:
 // the batch is taken large enough for sampling noise not to matter (expert_noise adds it back).
-double expert_imbalance(const ServingScenario& s, const PoolExpertLoad& load) {
+double expert_imbalance(const ServingScenario& s, const PoolExpertPlacement& load) {
     const int layers = s.model.moe_layer_count();
     constexpr std::int64_t kTokens = 1'000'000;
     double sum = 0;
@@ -429,9 +476,53 @@ double expert_imbalance(const ServingScenario& s, const PoolExpertLoad& load) {
 
 // The routing-noise factor of a pool: the busiest GPU's expected share at a batch's tokens over its
 // large-batch limit (sim/moe/batch_expert_imbalance.hpp).
-std::function<double(std::int64_t)> expert_noise(const ServingScenario& s, const PoolExpertLoad& load) {
+std::function<double(std::int64_t)> expert_noise(const ServingScenario& s, const PoolExpertPlacement& load) {
     auto curve = std::make_shared<const BatchImbalanceCurve>(*load.routing, load.placement, s.model.moe.top_k);
     return [curve](std::int64_t tokens) { return curve->at(tokens) / curve->expected(); };
+}
+
+// One expert-parallel pool's expert load over time (sim/moe/expert_rebalancing.hpp): the routing
+// model's popularity at the start; the placement at the start (EPLB from that popularity when the pool
+// has redundant experts or rebalances, else experts in order, as expert_imbalance() places them); and
+// what a weight fetch costs. `fetch_from` says where the fetch bandwidth came from.
+ExpertLoadTimelineSpec expert_load_timeline_spec(const ServingScenario& s, const PoolPlan& pool, const CommLinks& links,
+                                                 std::uint64_t seed, std::string& fetch_from) {
+    const auto& moe = s.model.moe;
+    const ParallelLayout& layout = pool.layout;
+    const int layers = s.model.moe_layer_count();
+    const std::unique_ptr<ExpertRoutingModel> routing = routing_model(s, seed);
+    ExpertLoadTimelineSpec spec;
+    for (int l = 0; l < layers; ++l) spec.popularity.push_back(routing->popularity(l));
+    spec.top_k = moe.top_k;
+    spec.drift = s.drift;
+    spec.rebalance = s.rebalance;
+    spec.eplb.num_replicas = moe.routed_experts + pool.redundant_experts;
+    spec.eplb.num_groups = moe.n_group;
+    spec.eplb.num_nodes = std::max(1, layout.ep / links.gpus_per_host);
+    spec.eplb.num_gpus = layout.ep;
+    if (pool.redundant_experts > 0 || s.rebalance)
+        spec.placement = rebalance_experts(spec.popularity, spec.eplb.num_replicas, spec.eplb.num_groups,
+                                           spec.eplb.num_nodes, spec.eplb.num_gpus);
+    else
+        spec.placement = contiguous_placement(layers, moe.routed_experts, layout.ep);
+    // One routed expert of one MoE layer, as one EP rank holds it (its expert_tp share).
+    int moe_layer = 0;
+    while (!s.model.is_moe_layer(moe_layer)) ++moe_layer;
+    const double expert_parameters = layer_params(s.model, moe_layer).routed_experts / moe.routed_experts;
+    spec.expert_bytes = Bytes(expert_parameters * dtype_bytes(s.weight_dtype) / layout.expert_tp);
+    // A GPU fetches the experts it gains from GPUs holding them (every expert has a copy in the instance):
+    // over NVLink when the EP group fits in one host, else bounded by its network link (a modelling choice).
+    if (s.fetch_bandwidth) {
+        spec.fetch_bandwidth = *s.fetch_bandwidth;
+        fetch_from = "expert_load.rebalance.bandwidth";
+    } else if (layout.ep <= links.gpus_per_host) {
+        spec.fetch_bandwidth = links.nvlink;
+        fetch_from = "topology: NVLink per GPU (the EP group is in one host)";
+    } else {
+        spec.fetch_bandwidth = links.network;
+        fetch_from = "topology: network per GPU (the EP group spans hosts)";
+    }
+    return spec;
 }
 
 // Reads `deployment.kv_transfer.model` (after the pools). Default: network for a disaggregated
@@ -498,9 +589,20 @@ private:
         return std::make_unique<NetworkKvTransferChannel>(sim, *s_.topology, s_.kv_endpoints);
     }
 
+    // With expert load over time: each such pool's per-run state on `sim` (its cost model and hold),
+    // put into `config`; aligned with config.pools, null for the other pools.
+    std::vector<std::shared_ptr<PoolExpertLoad>> attach_expert_load(Simulator& sim, ServingConfig& config) const;
+    // summary.json's pools[i].expert_load_over_time: the statistics of the run up to `end`.
+    nlohmann::ordered_json expert_load_json(std::size_t pool, PoolExpertLoad& load, Time end) const;
+
     ServingScenario s_;
     std::optional<ServingConfig> costed_;
     std::vector<double> imbalance_;
+    // Per pool with expert load over time (else empty): the timeline's setup, where its fetch bandwidth
+    // came from, and the cost models per imbalance level (shared by the runs of a load search).
+    std::vector<std::optional<ExpertLoadTimelineSpec>> timelines_;
+    std::vector<std::string> fetch_from_;
+    std::vector<std::shared_ptr<ImbalanceCostModels>> level_models_;
 };
 
 }  // namespace
@@ -604,6 +706,21 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         "batch_noise", true,
         "price each batch's routing noise: the busiest GPU's expected share at the batch's tokens, not only the "
         "large-batch limit (sim/moe/batch_expert_imbalance.hpp)");
+    read_expert_load_over_time(load, s);
+    if (s.expert_load_over_time() && model_ok) {
+        const char* key = s.drift ? "drift" : "rebalance";
+        const bool expert_parallel =
+            std::any_of(s.pools.begin(), s.pools.end(), [](const PoolPlan& p) { return p.layout.ep > 1; });
+        if (s.model.moe.routed_experts == 0)
+            load.error(key, fmt::format("{} applies to expert-parallel pools, and model {} has no routed experts", key,
+                                        s.model.name));
+        else if (!expert_parallel)
+            load.error(key, fmt::format("{} applies to expert-parallel pools, and no pool has ep > 1", key));
+        if (s.cost_kind == "fixed")
+            load.error(key, fmt::format("{} changes the expert imbalance the execution cost model prices; batch_cost "
+                                        "kind fixed has none (use kind execution)",
+                                        key));
+    }
     load.finish();
 
     // SLOs, warm-up, outputs.
@@ -753,17 +870,68 @@ ServingConfig ServingRunner::costed_config(std::uint64_t seed) {
             continue;
         }
         ExecutionCostOptions o = s_.cost_options[i];
-        if (s_.model.moe.routed_experts > 0 && o.layout.ep > 1) {
-            const PoolExpertLoad load =
-                pool_expert_load(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, seed);
-            o.expert_imbalance = expert_imbalance(s_, load);
-            if (s_.batch_noise) o.expert_noise = expert_noise(s_, load);
+        const bool expert_parallel = s_.model.moe.routed_experts > 0 && o.layout.ep > 1;
+        std::optional<PoolExpertPlacement> load;
+        if (expert_parallel) {
+            load = pool_expert_placement(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, seed);
+            // Over time too, the noise factor is the first placement's (a ratio to its expected loads).
+            if (s_.batch_noise) o.expert_noise = expert_noise(s_, *load);
         }
+        if (s_.expert_load_over_time() && expert_parallel) {
+            // Priced per run by PoolExpertLoad (attach_expert_load), at the imbalance of the moment.
+            timelines_.resize(config.pools.size());
+            fetch_from_.resize(config.pools.size());
+            level_models_.resize(config.pools.size());
+            timelines_[i] = expert_load_timeline_spec(s_, s_.pools[i], o.links, seed, fetch_from_[i]);
+            imbalance_.push_back(
+                placement_imbalance(timelines_[i]->popularity, timelines_[i]->placement, s_.model.moe.top_k));
+            level_models_[i] = std::make_shared<ImbalanceCostModels>(s_.model, s_.kernels, o);
+            continue;
+        }
+        if (load) o.expert_imbalance = expert_imbalance(s_, *load);
         imbalance_.push_back(o.expert_imbalance);
         inst.cost = std::make_shared<ExecutionBatchCostModel>(s_.model, s_.kernels, o);
     }
     costed_ = config;
     return config;
+}
+
+std::vector<std::shared_ptr<PoolExpertLoad>> ServingRunner::attach_expert_load(Simulator& sim,
+                                                                               ServingConfig& config) const {
+    std::vector<std::shared_ptr<PoolExpertLoad>> loads(config.pools.size());
+    for (std::size_t i = 0; i < timelines_.size(); ++i) {
+        if (!timelines_[i]) continue;
+        // One stream name for every pool: popularity drifts with the traffic, the same in each pool.
+        auto load = std::make_shared<PoolExpertLoad>(
+            sim, level_models_[i], ExpertLoadTimeline(*timelines_[i], sim.rng_stream("serving.expert_drift")));
+        config.pools[i].instance.cost = load;
+        config.pools[i].availability = load;
+        loads[i] = load;
+    }
+    return loads;
+}
+
+nlohmann::ordered_json ServingRunner::expert_load_json(std::size_t pool, PoolExpertLoad& load, Time end) const {
+    const ExpertLoadTimelineSummary t = load.timeline().summary(end);
+    const ExpertLoadTimelineSpec& spec = *timelines_[pool];
+    nlohmann::ordered_json j;
+    if (spec.drift) j["drift"] = {{"interval_s", spec.drift->interval.seconds()}, {"share", spec.drift->share}};
+    if (spec.rebalance)
+        j["rebalance"] = {{"interval_s", spec.rebalance->interval.seconds()},
+                          {"fetch_bandwidth", to_string(spec.fetch_bandwidth)},
+                          {"fetch_bandwidth_from", fetch_from_[pool]}};
+    j["expert_bytes_per_gpu"] = spec.expert_bytes.bytes();
+    j["imbalance_initial"] = t.imbalance_initial;
+    j["imbalance_mean"] = t.imbalance_mean;
+    j["imbalance_max"] = t.imbalance_max;
+    j["imbalance_final"] = t.imbalance_final;
+    j["drift_steps"] = t.drift_steps;
+    j["rebalances"] = t.rebalances;
+    j["pause_s_total"] = t.pause_total.seconds();
+    j["bytes_moved_per_instance"] = t.bytes_moved.bytes();
+    j["busiest_gpu_bytes_total"] = t.busiest_gpu_bytes_total.bytes();
+    j["imbalance_levels_priced"] = level_models_[pool]->levels();
+    return j;
 }
 
 void ServingRunner::apply_load(double value, ServingConfig& config, SyntheticWorkloadSpec& spec) const {
@@ -782,6 +950,7 @@ std::pair<nlohmann::ordered_json, double> ServingRunner::search_load(const RunOp
     auto measure_at = [&](double value) {
         Simulator sim(options.seed);
         ServingConfig config = costed_config(options.seed);
+        const auto expert_loads = attach_expert_load(sim, config);
         SyntheticWorkloadSpec spec = s_.synthetic_spec;
         apply_load(value, config, spec);
         std::unique_ptr<RequestSource> source;
@@ -840,6 +1009,7 @@ std::pair<nlohmann::ordered_json, double> ServingRunner::search_load(const RunOp
 nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& out) {
     Simulator sim(options.seed);
     ServingConfig config = costed_config(options.seed);
+    const auto expert_loads = attach_expert_load(sim, config);
     const std::vector<double> imbalance = imbalance_;
     nlohmann::ordered_json load_search;
     if (s_.load_search) {
@@ -973,16 +1143,32 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     for (std::size_t i = 0; i < config.pools.size(); ++i) {
         const auto& p = config.pools[i];
         const auto& l = s_.pools[i].layout;
-        pools.push_back({{"name", p.name},
-                         {"instances", p.instances},
-                         {"gpus_per_instance", p.instance.gpus},
-                         {"layout", {{"tp", l.tp}, {"attn_dp", l.attn_dp}, {"ep", l.ep}, {"expert_tp", l.expert_tp}}},
-                         {"kv_capacity_tokens", p.instance.kv_capacity_tokens},
-                         {"max_batch", p.instance.max_batch},
-                         {"token_budget", p.instance.token_budget},
-                         {"router", to_string(p.router)},
-                         {"redundant_experts", s_.pools[i].redundant_experts},
-                         {"expert_imbalance", imbalance[i]}});
+        nlohmann::ordered_json pool = {
+            {"name", p.name},
+            {"instances", p.instances},
+            {"gpus_per_instance", p.instance.gpus},
+            {"layout", {{"tp", l.tp}, {"attn_dp", l.attn_dp}, {"ep", l.ep}, {"expert_tp", l.expert_tp}}},
+            {"kv_capacity_tokens", p.instance.kv_capacity_tokens},
+            {"max_batch", p.instance.max_batch},
+            {"token_budget", p.instance.token_budget},
+            {"router", to_string(p.router)},
+            {"redundant_experts", s_.pools[i].redundant_experts},
+            {"expert_imbalance", imbalance[i]}};
+        if (expert_loads[i]) pool["expert_load_over_time"] = expert_load_json(i, *expert_loads[i], m.end);
+        pools.push_back(pool);
+    }
+    if (std::any_of(expert_loads.begin(), expert_loads.end(), [](const auto& e) { return e != nullptr; })) {
+        std::ofstream csv = out.open("expert_load.csv");
+        csv << "pool,time_s,event,imbalance,busiest_gpu_bytes,bytes_moved,pause_ms\n";
+        for (std::size_t i = 0; i < expert_loads.size(); ++i) {
+            if (!expert_loads[i]) continue;
+            for (const ExpertLoadEvent& e : expert_loads[i]->timeline().events()) {
+                if (e.at > m.end) break;
+                csv << fmt::format("{},{:.6f},{},{:.6f},{:.0f},{:.0f},{:.4f}\n", config.pools[i].name, e.at.seconds(),
+                                   to_string(e.kind), e.imbalance, e.busiest_gpu_bytes.bytes(), e.bytes_moved.bytes(),
+                                   e.pause.ms());
+            }
+        }
     }
     j["pools"] = pools;
     if (s_.mode == "disaggregated" || s_.mode == "decode_only") {

@@ -459,6 +459,19 @@ bool ServingSimulator::reserve_decode_blocks(Instance& inst, int slot, std::size
 void ServingSimulator::schedule(int index) {
     Instance& inst = instances_[static_cast<std::size_t>(index)];
     if (inst.busy) return;
+    if (const auto& hold = pools_[static_cast<std::size_t>(inst.pool)].spec.availability) {
+        const Time from = hold->available_from(sim_.now());
+        if (from > sim_.now()) {
+            if (!inst.wake_pending) {
+                inst.wake_pending = true;
+                sim_.schedule_at(from, [this, index] {
+                    instances_[static_cast<std::size_t>(index)].wake_pending = false;
+                    schedule(index);
+                });
+            }
+            return;
+        }
+    }
     inst.batch.clear();
     std::int64_t budget = inst.spec.token_budget;
     const std::int64_t step_tokens = 1 + config_.speculative.depth;

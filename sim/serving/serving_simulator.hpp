@@ -56,12 +56,23 @@ struct InstanceSpec {
     std::vector<std::int64_t> cuda_graph_batch_sizes;
 };
 
+// When a pool's instances may start iterations: a pool can be held for a while, e.g. while its GPUs
+// fetch expert weights after an EPLB rebalance (sim/serving/pool_expert_load.hpp). Iterations
+// already running finish; an instance with work starts its next one when the hold ends.
+class PoolAvailability {
+public:
+    virtual ~PoolAvailability() = default;
+    // The earliest time at or after `now` at which an instance of the pool may start an iteration.
+    virtual Time available_from(Time now) = 0;
+};
+
 struct PoolSpec {
     std::string name;  // "colocated", "prefill", "decode"
     InstanceRole role = InstanceRole::colocated;
     int instances = 1;
     InstanceSpec instance;
     RouterKind router = RouterKind::round_robin;
+    std::shared_ptr<PoolAvailability> availability;  // null: never held
 };
 
 // KV transfer from a prefill instance to a decode instance.
@@ -279,6 +290,7 @@ private:
         std::unordered_map<std::int64_t, std::int64_t> session_tokens;
         Time load_free_at;  // when this instance's loads of cached prefixes are done (load_bandwidth)
         bool busy = false;
+        bool wake_pending = false;  // held by PoolAvailability, with a call to schedule() at the hold's end
         Time iteration_start;
         double utilization_integral_s = 0;  // integral of used / capacity over time
         Time utilization_since;
