@@ -70,6 +70,7 @@ struct Operator {
     Bytes bytes_written;
     CommKind comm = CommKind::none;
     Bytes comm_bytes;  // payload per rank for collectives
+    int group = 0;     // GPUs taking part in a TP collective (attention's, the dense FFN's or the layout's tp)
 
     bool is_communication() const { return comm != CommKind::none; }
 };
