@@ -194,6 +194,10 @@ void validate_layout(const ModelSpec& m, const ParallelLayout& l) {
     if (l.tp % l.attn_dp != 0) fail(fmt::format("attn_dp {} must divide tp {}", l.attn_dp, l.tp));
     if (m.attention.heads % l.attn_tp() != 0)
         fail(fmt::format("attention TP {} must divide the {} heads", l.attn_tp(), m.attention.heads));
+    if (l.dense_tp < 0) fail("dense_tp must not be negative");
+    if (l.dense_tp > 0 && (l.tp % l.dense_tp != 0 || l.dense_tp % l.attn_tp() != 0))
+        fail(fmt::format("dense_tp {} must divide tp {} and be a multiple of attention TP {} (tp / attn_dp)",
+                         l.dense_tp, l.tp, l.attn_tp()));
     if (l.redundant_experts < 0) fail("redundant_experts must not be negative");
     if (l.redundant_experts > 0 && m.moe.routed_experts == 0)
         fail(fmt::format("redundant_experts {} needs routed experts; the model has none", l.redundant_experts));
@@ -219,7 +223,9 @@ double parameters_per_rank(const ModelSpec& m, const ParallelLayout& l) {
     auto layer_on_rank = [&](int i) {
         const LayerParams p = layer_params(m, i);
         double r = a.split / attn_tp + a.kv_split / kv_split + a.replicated + p.norms;
-        r += p.dense_ffn / l.tp + p.shared_experts / l.tp + p.router;
+        // Dense FFNs are split over their own TP group; shared experts run with attention's layout
+        // (data-parallel under attention DP), so they are split over attention TP only.
+        r += p.dense_ffn / l.dense_ffn_tp() + p.shared_experts / attn_tp + p.router;
         // Redundant experts are whole copies: a rank holds experts_per_rank experts' weights.
         r += l.redundant_experts > 0
                  ? p.routed_experts / m.moe.routed_experts * l.experts_per_rank(m) / l.expert_tp
@@ -353,7 +359,9 @@ Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t mic
     }
     const double attn_out = o.attention_output_bytes > 0 ? o.attention_output_bytes : lin;
     attn += attn_out * sb * a.heads * a.value_head_dim();  // attention output, the input of o_proj
-    // FFN, divided over TP (dense and shared) or spread over EP ranks (routed experts). SwiGLU keeps
+    // FFN, divided over attention TP (dense and shared: a dense-TP group of dense_tp ranks computes the
+    // tokens of dense_tp / attn_tp attention ranks with 1 / dense_tp of the width; shared experts run
+    // with attention's layout) or spread over EP ranks (routed experts). SwiGLU keeps
     // its two inputs and its output (the input of the down projection) unless the output is recomputed.
     double ffn = 0;
     double routed = 0;
@@ -374,7 +382,7 @@ Bytes activation_bytes_per_layer(const ModelSpec& m, int layer, std::int64_t mic
         ffn += ffn_tensors(d(m.intermediate));
     }
     const double res = l.sequence_parallel ? replicated / t : replicated;
-    return Bytes(res + attn / at + ffn / t + routed);
+    return Bytes(res + attn / at + ffn / at + routed);
 }
 
 Bytes activation_bytes(const ModelSpec& m, std::int64_t micro_batch, std::int64_t seq, const ParallelLayout& l,

@@ -136,6 +136,11 @@ struct ParallelLayout {
     int attn_dp = 1;    // attention data parallelism inside the TP group: attention TP is tp / attn_dp
     int ep = 1;         // expert parallelism: routed experts per rank = (routed + redundant) / ep
     int expert_tp = 1;  // tensor parallelism inside each routed expert
+    // Tensor parallelism of the dense FFN layers (DeepSeek-V3's first three): 0 means tp. Under attention
+    // data parallelism a dense-TP group computes the tokens of its dense_tp / attn_tp attention ranks
+    // (gathered, then reduce-scattered back); dense_tp = attn_tp keeps each rank's tokens with a copy of
+    // the FFN per attention group (1: a whole copy on every GPU, no communication).
+    int dense_tp = 0;
     // Redundant (replicated) routed experts over the EP group, as DeepSeek's EPLB places them: each
     // rank holds (routed_experts + redundant_experts) / ep physical experts per MoE layer.
     int redundant_experts = 0;
@@ -145,6 +150,7 @@ struct ParallelLayout {
     bool sequence_parallel = true;  // Megatron sequence parallelism (Korthikanti et al. 2022) for activations
 
     int attn_tp() const { return attn_dp > 0 ? tp / attn_dp : tp; }
+    int dense_ffn_tp() const { return dense_tp > 0 ? dense_tp : tp; }
     // Physical routed experts one rank holds per MoE layer (redundant replicas included).
     int experts_per_rank(const ModelSpec& m) const;
     int end_layer(const ModelSpec& m) const { return last_layer < 0 ? m.layers : last_layer; }

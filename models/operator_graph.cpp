@@ -249,10 +249,12 @@ private:
     void norm(const std::string& name, std::int64_t mm, std::int64_t n) {
         elementwise(m_.norm == NormKind::layernorm ? OpKind::layernorm : OpKind::rmsnorm, name, mm, n, 4);
     }
-    void collective(CommKind kind, const std::string& name, double payload, Role role) {
+    // `group`: the GPUs of a TP collective (0: the layout's tp).
+    void collective(CommKind kind, const std::string& name, double payload, Role role, int group = 0) {
         Operator op = base(OpKind::collective, name);
         op.comm = kind;
         op.comm_bytes = Bytes(payload);
+        if (kind != CommKind::ep_dispatch && kind != CommKind::ep_combine) op.group = group > 0 ? group : o_.layout.tp;
         op.bytes_read = Bytes(payload);
         op.bytes_written = Bytes(payload);
         push(op, role);
@@ -264,9 +266,9 @@ private:
         if (tp <= 1) return;
         const double payload = d(rows) * d(m_.hidden) * 2;
         if (sp_) {
-            collective(CommKind::tp_all_gather, name + ".tp_all_gather", payload, Role::both);
+            collective(CommKind::tp_all_gather, name + ".tp_all_gather", payload, Role::both, tp);
         } else if (training_) {
-            collective(CommKind::tp_all_reduce, name + ".tp_all_reduce.grad", payload, Role::backward_only);
+            collective(CommKind::tp_all_reduce, name + ".tp_all_reduce.grad", payload, Role::backward_only, tp);
         }
     }
     // Leaving it: partial sums are all-reduced (Megatron's g), or reduce-scattered with sequence parallelism.
@@ -276,7 +278,7 @@ private:
         // Without sequence parallelism the backward of this all-reduce is the identity.
         collective(sp_ ? CommKind::tp_reduce_scatter : CommKind::tp_all_reduce,
                    name + (sp_ ? ".tp_reduce_scatter" : ".tp_all_reduce"), payload,
-                   sp_ ? Role::both : Role::forward_only);
+                   sp_ ? Role::both : Role::forward_only, tp);
     }
 
     // Context lengths seen by a decode step in this layer (chunked layers see at most one chunk).
@@ -391,13 +393,23 @@ private:
         norm(prefix_ + "post_attention_norm", T, h);
         if (!m_.is_moe_layer(layer)) {
             const std::string p = prefix_ + "mlp.";
-            // With attention data parallelism the dense FFN gathers the tokens of the whole TP group.
-            const std::int64_t rows = L.attn_dp > 1 ? T * L.attn_dp : T;
-            if (L.attn_dp > 1 && L.tp > 1) collective(CommKind::tp_all_gather, p + "dp_all_gather", d(rows) * d(h) * 2, Role::both);
-            else tp_block_begin(p + "in", L.tp, T);
-            dense_ffn(p, m_.intermediate, L.tp, rows);
-            if (L.attn_dp > 1 && L.tp > 1) collective(CommKind::tp_reduce_scatter, p + "dp_reduce_scatter", d(rows) * d(h) * 2, Role::both);
-            else tp_block_end(p + "out", L.tp, T);
+            // The dense FFN runs tensor-parallel over its own group of dense_tp GPUs (default: the whole
+            // tp). Under attention data parallelism that group gathers the tokens of its dense_tp / attn_tp
+            // attention ranks and reduce-scatters the result back; with dense_tp = attn_tp each attention
+            // group keeps its tokens (dense_tp 1: a whole copy of the FFN on every GPU, no communication).
+            const int dense_tp = L.dense_ffn_tp();
+            const int gathered = dense_tp / L.attn_tp();
+            const std::int64_t rows = T * gathered;
+            if (gathered > 1)
+                collective(CommKind::tp_all_gather, p + "dp_all_gather", d(rows) * d(h) * 2, Role::both, dense_tp);
+            else
+                tp_block_begin(p + "in", dense_tp, T);
+            dense_ffn(p, m_.intermediate, dense_tp, rows);
+            if (gathered > 1)
+                collective(CommKind::tp_reduce_scatter, p + "dp_reduce_scatter", d(rows) * d(h) * 2, Role::both,
+                           dense_tp);
+            else
+                tp_block_end(p + "out", dense_tp, T);
         } else {
             const auto& e = m_.moe;
             const std::string p = prefix_ + "moe.";

@@ -77,6 +77,7 @@ struct Operator {
     double kernel_scale = 1.0;
     CommKind comm = CommKind::none;
     Bytes comm_bytes;  // payload per rank for collectives
+    int group = 0;     // GPUs taking part in a TP collective (attention's, the dense FFN's or the layout's tp)
 
     bool is_communication() const { return comm != CommKind::none; }
 };

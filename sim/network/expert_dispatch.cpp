@@ -21,7 +21,9 @@ double dispatch_token_bytes(const ExpertParallelSpec& spec) {
 double combine_token_bytes(const ExpertParallelSpec& spec) { return spec.hidden * 2.0; }
 
 double low_latency_dispatch_message_bytes(const ExpertParallelSpec& spec) {
-    return spec.hidden + spec.hidden / 128.0 * 4.0 + 16.0;  // 7,408 bytes at hidden 7,168 (DeepEP README)
+    // DeepEP csrc/kernels/internode_ll.cu: num_bytes_per_msg = sizeof(int4) + (kUseFP8 ? hidden +
+    // num_scales * sizeof(float) : hidden * sizeof(bf16)): 7,408 bytes at hidden 7,168 in FP8 (README).
+    return spec.fp8_dispatch ? spec.hidden + spec.hidden / 128.0 * 4.0 + 16.0 : spec.hidden * 2.0 + 16.0;
 }
 
 double low_latency_combine_message_bytes(const ExpertParallelSpec& spec) { return spec.hidden * 2.0; }

@@ -35,7 +35,7 @@ struct ExpertParallelSpec {
     int hidden = 7168;
     ExpertCommMode mode = ExpertCommMode::normal;
     ExpertCommPhase phase = ExpertCommPhase::dispatch;
-    bool fp8_dispatch = true;     // normal-mode dispatch payload in FP8 (else BF16)
+    bool fp8_dispatch = true;     // dispatch payload in FP8 with scales (else BF16), both modes
     int pipeline_chunks = 8;      // normal mode: RDMA chunks that NVLink forwarding follows
     int sms = 20;                 // SMs the normal-mode kernels take from compute
     // Model the notify barriers (normal mode) and count messages (low-latency mode) as zero-byte
@@ -61,7 +61,8 @@ TokenRouting balanced_routing(const ExpertParallelSpec& spec, const Topology& to
 // Bytes of one token on the wire, as DeepEP counts them.
 double dispatch_token_bytes(const ExpertParallelSpec& spec);  // normal mode
 double combine_token_bytes(const ExpertParallelSpec& spec);
-// Low-latency messages per (token, expert): FP8 values, 4-byte scale per 128, 16-byte header.
+// Low-latency messages per (token, expert): a 16-byte header and FP8 values with a 4-byte scale per 128
+// (or BF16 values without fp8_dispatch).
 double low_latency_dispatch_message_bytes(const ExpertParallelSpec& spec);
 double low_latency_combine_message_bytes(const ExpertParallelSpec& spec);
 

@@ -82,6 +82,7 @@ Time ExecutionBatchCostModel::iteration_time(const BatchWork& work) {
         provenance_s_[static_cast<std::size_t>(i)] += p.by_provenance[static_cast<std::size_t>(i)].seconds();
     communication_s_ += p.communication.seconds();
     noise_factor_sum_ += p.noise_factor;
+    ep_network_s_ += p.ep_network.seconds();
     total_s_ += p.total.seconds();
     return p.total;
 }
@@ -95,7 +96,9 @@ Time ExecutionBatchCostModel::communication_time(const Operator& op) const {
         case CommKind::tp_all_reduce:
         case CommKind::tp_all_gather:
         case CommKind::tp_reduce_scatter: {
-            const int n = L.tp;
+            // Over the collective's own group: attention's TP blocks over attention TP, the dense FFN's
+            // over dense_tp, the embedding and LM head over the whole tp.
+            const int n = op.group > 0 ? op.group : L.tp;
             if (n <= 1) return Time::zero();
             const bool in_host = n <= links.gpus_per_host;
             const Bandwidth bw = in_host ? links.nvlink : links.network;
@@ -142,16 +145,28 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
     // they overlap communication.
     double imbalance = options_.expert_imbalance;
     if (options_.expert_noise && model_.moe.routed_experts > 0 && options_.layout.ep > 1) {
-        const std::int64_t instance_tokens = options_.layout.attn_dp > 1 ? mean_tokens * options_.layout.attn_dp : tokens;
+        const std::int64_t instance_tokens =
+            options_.layout.attn_dp > 1 ? mean_tokens * options_.layout.attn_dp : tokens;
         const std::int64_t call_tokens = ceil_div(instance_tokens, options_.overlap_communication ? 2 : 1);
         imbalance *= options_.expert_noise(std::max<std::int64_t>(call_tokens, 1));
     }
+    // EP calls priced by the network model: which DeepEP kernels this iteration's calls use (SGLang's
+    // auto mode picks low-latency kernels for iterations of decode steps only), at the tokens per rank
+    // the experts receive.
+    const double ep_tokens = static_cast<double>(split_experts ? mean_tokens : tokens);
+    const auto& ep_model = options_.expert_comm;
+    bool low_latency = options_.expert_comm_kernels == ExpertCommKernels::low_latency ||
+                       (options_.expert_comm_kernels == ExpertCommKernels::automatic && prefill_tokens == 0);
     Priced out;
     out.noise_factor = imbalance / options_.expert_imbalance;
+    if (ep_model && low_latency && ep_tokens > ep_model->low_latency_max_tokens_per_rank()) {
+        low_latency = false;  // more tokens than the low-latency kernels are priced for
+        out.ep_flags |= ep_over_range;
+    }
     Time mtp_layer;
     for (const auto& [signature, group] : layer_groups_) {
         const auto [layer, count] = group;
-        Time compute, communication;
+        Time compute, communication, ep_network;
         std::array<Time, kProvenanceKinds> by_provenance{};
         auto account = [&](const OperatorCost& c) {
             compute += c.prediction.time;
@@ -176,9 +191,20 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
         for (auto& c : ops) {
             if (!c.priced) {
                 const bool ep = c.op.comm == CommKind::ep_dispatch || c.op.comm == CommKind::ep_combine;
-                communication += communication_time(c.op) * (ep ? imbalance : 1.0);
+                if (ep && ep_model) {
+                    // The busiest GPU receives `imbalance` times the mean: it sets the call's end.
+                    const ExpertCallTime call =
+                        ep_model->call(low_latency, c.op.comm == CommKind::ep_dispatch, ep_tokens);
+                    out.ep_flags |= low_latency ? ep_low_latency : ep_normal;
+                    if (call.extrapolated) out.ep_flags |= ep_extrapolated;
+                    const Time t = call.time * imbalance;
+                    communication += t;
+                    ep_network += t;
+                } else {
+                    communication += communication_time(c.op) * (ep ? imbalance : 1.0);
+                }
             } else if (!is_attention(c.op.kind)) {
-                // The busiest GPU's experts see expert_imbalance times the mean tokens.
+                // The busiest GPU's experts see `imbalance` times the mean tokens.
                 if (c.op.kind == OpKind::grouped_gemm && c.op.name.find(".experts.") != std::string::npos &&
                     imbalance != 1.0) {
                     KernelShape shape = kernel_shape(c.op);
@@ -207,6 +233,7 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
             options_.overlap_communication ? std::max(compute, communication) : compute + communication;
         out.compute += compute * count;
         out.communication += communication * count;
+        out.ep_network += ep_network * count;
         out.total += layer_time * count;
         for (std::size_t i = 0; i < by_provenance.size(); ++i) out.by_provenance[i] += by_provenance[i] * count;
         // The MTP module is one decoder layer shaped like the model's last (DeepSeek-V3 section 2.2).
@@ -238,10 +265,15 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
 
 nlohmann::ordered_json ExecutionBatchCostModel::provenance() const {
     nlohmann::ordered_json j;
-    j["method"] =
+    const bool network = options_.expert_comm != nullptr;
+    j["method"] = fmt::format(
         "execution level: each layer's operator graph for the instance's layout priced with the kernel cost model "
-        "(predict_layer_cost), one representative layer per structure; TP and EP communication estimated from the "
-        "topology's link bandwidths (ring all-reduce/all-gather, uniform all-to-all); memoized by shape bucket";
+        "(predict_layer_cost), one representative layer per structure; TP communication estimated from the "
+        "topology's link bandwidths (ring all-reduce/all-gather); EP dispatch and combine {}; memoized by shape "
+        "bucket",
+        network ? "from the flow-level network model (DeepEP normal and low-latency calls simulated on the topology "
+                  "at anchor token counts, interpolated)"
+                : "estimated from the topology's link bandwidths (uniform all-to-all)");
     j["gpu"] = kernels_->profile().spec.name;
     j["overlap_communication"] = options_.overlap_communication;
     j["expert_imbalance"] = options_.expert_imbalance;
@@ -250,6 +282,30 @@ nlohmann::ordered_json ExecutionBatchCostModel::provenance() const {
             {"method", "the busiest GPU's expected share at each iteration's tokens per MoE call, normal per-GPU counts "
                        "(sim/moe/batch_expert_imbalance.hpp)"},
             {"mean_factor", lookups_ > 0 ? noise_factor_sum_ / static_cast<double>(lookups_) : 1.0}};
+    if (options_.layout.ep > 1 && model_.moe.routed_experts > 0) {
+        nlohmann::ordered_json ep;
+        ep["method"] = network ? "network" : "estimate";
+        ep["reason"] = options_.expert_comm_reason;
+        if (network) {
+            const char* kernels[] = {"normal", "low_latency", "auto"};
+            ep["kernels"] = kernels[static_cast<int>(options_.expert_comm_kernels)];
+            // Shapes priced, by the kernels their EP calls used.
+            std::size_t low = 0, normal = 0, over = 0, extrapolated = 0;
+            for (const auto& [key, p] : memo_) {
+                low += (p.ep_flags & ep_low_latency) != 0;
+                normal += (p.ep_flags & ep_normal) != 0;
+                over += (p.ep_flags & ep_over_range) != 0;
+                extrapolated += (p.ep_flags & ep_extrapolated) != 0;
+            }
+            ep["shapes_low_latency"] = low;
+            ep["shapes_normal"] = normal;
+            ep["shapes_low_latency_over_range_priced_normal"] = over;
+            ep["shapes_extrapolated"] = extrapolated;
+            ep["low_latency_max_tokens_per_rank"] = options_.expert_comm->low_latency_max_tokens_per_rank();
+            ep["curves"] = options_.expert_comm->describe();
+        }
+        j["ep_communication"] = ep;
+    }
     j["distinct_shapes"] = memo_.size();
     j["lookups"] = lookups_;
     double compute = 0;
@@ -260,7 +316,9 @@ nlohmann::ordered_json ExecutionBatchCostModel::provenance() const {
         const double s = provenance_s_[static_cast<std::size_t>(i)];
         if (s > 0) shares[to_string(static_cast<Provenance>(i))] = sum > 0 ? s / sum : 0.0;
     }
-    if (communication_s_ > 0) shares["communication_estimate"] = sum > 0 ? communication_s_ / sum : 0.0;
+    const double estimated = communication_s_ - ep_network_s_;
+    if (estimated > 1e-9 * communication_s_) shares["communication_estimate"] = sum > 0 ? estimated / sum : 0.0;
+    if (ep_network_s_ > 0) shares["ep_communication_network"] = sum > 0 ? ep_network_s_ / sum : 0.0;
     j["time_shares"] = shares;
     j["note"] = "shares of compute + communication time before overlap, weighted by how often each shape ran";
     return j;

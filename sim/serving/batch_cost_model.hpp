@@ -3,7 +3,8 @@
 // An iteration (one forward pass of continuous batching) runs prefill chunks and decode steps
 // together. ExecutionBatchCostModel prices it from the execution level: the model's operator graph
 // for the instance's layout, priced layer by layer with the kernel cost model (predict_layer_cost),
-// plus an estimate of the TP and EP communication on the cluster's links; results are memoized by a
+// plus the TP and EP communication (TP collectives estimated from the cluster's link bandwidths; EP
+// dispatch and combine from the flow-level network model's DeepEP curves, or estimated); results are memoized by a
 // bucketed shape key so a long run prices each distinct shape once. FixedBatchCostModel is an affine
 // model for tests and for plugging in measured step times.
 #pragma once
@@ -68,6 +69,31 @@ struct CommLinks {
     int gpus_per_host = 8;
 };
 
+// Which DeepEP kernels an instance's expert-parallel calls use, as SGLang's --deepep-mode: normal
+// (prefill instances), low_latency (decode instances), or automatic (colocated instances: iterations of
+// decode steps only use low-latency kernels, iterations with prefill chunks normal ones).
+enum class ExpertCommKernels { normal, low_latency, automatic };
+
+// One EP dispatch or combine priced by a model of the network.
+struct ExpertCallTime {
+    Time time;
+    bool extrapolated = false;  // beyond the largest size the model was run at
+};
+
+// EP dispatch and combine times from the flow-level network model (sim/serving/network_expert_comm.hpp
+// wires in sim/network/expert_comm_curve.hpp); the cost model uses it instead of its estimate when given.
+class ExpertCommTimes {
+public:
+    virtual ~ExpertCommTimes() = default;
+    // One call (dispatch, else combine) with `tokens_per_rank` tokens on every EP rank, in DeepEP's
+    // low-latency kernels (else its normal ones).
+    virtual ExpertCallTime call(bool low_latency, bool dispatch, double tokens_per_rank) const = 0;
+    // The most tokens per rank a low-latency call is priced at; larger batches use normal kernels.
+    virtual double low_latency_max_tokens_per_rank() const = 0;
+    // The curves used so far, for summary.json's provenance.
+    virtual nlohmann::ordered_json describe() const = 0;
+};
+
 struct ExecutionCostOptions {
     ParallelLayout layout;  // of one rank of the instance
     Precision precision = Precision::bf16;
@@ -83,6 +109,10 @@ struct ExecutionCostOptions {
     // which a batch of `tokens` tokens in one MoE call puts the busiest GPU further above the mean
     // than the expected loads do (1 for a large batch). Empty: expected loads only.
     std::function<double(std::int64_t tokens)> expert_noise;
+    // EP dispatch and combine: from the network model when set, else estimated from the link bandwidths.
+    std::shared_ptr<const ExpertCommTimes> expert_comm;
+    ExpertCommKernels expert_comm_kernels = ExpertCommKernels::automatic;
+    std::string expert_comm_reason;  // why this method prices EP communication (for provenance)
     int buckets_per_doubling = 16;  // shape-key resolution: token counts and contexts above 32 are
                                     // rounded to a geometric grid of this many points per doubling
 };
@@ -100,20 +130,32 @@ public:
     // The grid value a count is priced at (exact up to 32).
     std::int64_t bucket(std::int64_t v) const;
 
+    // The estimate of one communication operator: TP collectives as rings over the operator's group
+    // (Operator::group, else the layout's tp), EP calls as a uniform all-to-all over ep.
+    Time communication_time(const Operator& op) const;
+
 private:
     static constexpr int kProvenanceKinds = 6;  // Provenance::measured .. roofline
+    // How a shape's EP calls were priced by the network model (for provenance).
+    enum EpCallFlags : std::uint8_t {
+        ep_low_latency = 1,   // low-latency kernels
+        ep_normal = 2,        // normal kernels
+        ep_over_range = 4,    // low-latency wanted but too many tokens per rank: normal kernels
+        ep_extrapolated = 8,  // beyond the network model's largest anchor
+    };
     struct Priced {
         Time total;
         Time compute;
-        Time communication;
+        Time communication;  // all of it, before overlap
+        Time ep_network;     // of which EP calls priced by the network model
         std::array<Time, kProvenanceKinds> by_provenance{};
         double noise_factor = 1.0;  // routing noise's factor on the expected imbalance
+        std::uint8_t ep_flags = 0;
     };
     // Per busiest rank (prefill tokens, prefill sequences, prefill context, decode tokens, decode
     // context), and the mean tokens per rank (what each rank's experts receive under EP).
     using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
     Priced price(const Key& key) const;
-    Time communication_time(const Operator& op) const;
 
     ModelSpec model_;
     std::shared_ptr<const KernelCostModel> kernels_;
@@ -125,6 +167,7 @@ private:
     // Simulated time priced so far, by where it came from.
     std::array<double, kProvenanceKinds> provenance_s_{};
     double communication_s_ = 0;
+    double ep_network_s_ = 0;
     double total_s_ = 0;
     double noise_factor_sum_ = 0;  // routing-noise factors of every iteration priced so far
 };

@@ -11,6 +11,7 @@
 #include "sim/moe/gpu_expert_load.hpp"
 #include "sim/serving/batch_cost_model.hpp"
 #include "sim/serving/latency_plot.hpp"
+#include "sim/serving/network_expert_comm.hpp"
 #include "sim/serving/network_kv_transfer_channel.hpp"
 #include "sim/serving/pool_expert_load.hpp"
 #include "sim/serving/serving_simulator.hpp"
@@ -64,6 +65,8 @@ struct PoolPlan {
     std::optional<Bytes> activation_reserve;
     int redundant_experts = 0;
     std::optional<PrefixCachePlan> prefix_cache;
+    std::optional<std::string> ep_communication;  // as written: network or estimate (default: resolved later)
+    std::optional<MapReader> reader;              // the pool's, for errors and defaults found later
 };
 
 struct ServingScenario {
@@ -295,6 +298,13 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
     p.layout.attn_dp = l.optional<int>("attn_dp", 1, "attention data parallelism inside tp", in_range(1, 4096));
     p.layout.ep = l.optional<int>("ep", 1, "expert parallelism", in_range(1, 4096));
     p.layout.expert_tp = l.optional<int>("expert_tp", 1, "tensor parallelism inside each expert", in_range(1, 4096));
+    const auto dense_tp = l.maybe<int>(
+        "dense_tp",
+        "tensor parallelism of the dense FFN layers (default tp; under attention DP a group gathers the tokens of "
+        "dense_tp / attn_tp attention ranks; 1: a whole copy on every GPU, no gather)",
+        in_range(1, 4096));
+    p.layout.dense_tp = dense_tp.value_or(0);
+    if (!dense_tp) l.resolved()["dense_tp"] = p.layout.tp;
     // Read before the layout is checked: the routed plus redundant experts must spread evenly over ep.
     p.redundant_experts = r.optional<int>(
         "redundant_experts", 0,
@@ -347,6 +357,11 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
     }
     p.overlap = r.optional<bool>("overlap_communication", false,
                                  "two-micro-batch overlap: communication hidden behind compute");
+    if (r.has("ep_communication"))
+        p.ep_communication = r.choice(
+            "ep_communication", {"network", "estimate"}, std::nullopt,
+            "how EP dispatch and combine are priced: network (DeepEP calls simulated on the topology's flow-level "
+            "network) or estimate (from link bandwidths); default network where the topology holds the instance");
     const std::string router =
         r.choice("router", {"round_robin", "least_loaded", "kv_aware"}, "round_robin",
                  "how requests are spread over the pool's instances (kv_aware: a follow-up turn to the instance "
@@ -397,7 +412,62 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
         if (role != InstanceRole::decode) p.prefix_cache = plan;
     }
     r.finish();
+    p.reader = r;
     return p;
+}
+
+// Reads how a pool's EP dispatch and combine are priced (`ep_communication`, default network where the
+// network model can simulate the instance's EP group) into its cost options; errors go to the pool's key.
+void choose_ep_communication(const ServingScenario& s, PoolPlan& p, bool topology_ok, ExecutionCostOptions& o) {
+    const bool has_ep = s.model.moe.routed_experts > 0 && p.layout.ep > 1;
+    // The network model simulates the call on the topology's first ep GPUs, as DeepEP runs it: the same
+    // number of EP ranks on every host.
+    std::string why_not;
+    if (!has_ep) {
+        why_not = "the instance has no expert parallelism";
+    } else if (!topology_ok) {
+        why_not = "the scenario has no topology";
+    } else if (p.layout.ep > s.topology->gpu_count()) {
+        why_not =
+            fmt::format("the topology's {} GPUs cannot hold the EP{} group", s.topology->gpu_count(), p.layout.ep);
+    } else if (p.layout.ep > s.topology->gpus_per_host() && p.layout.ep % s.topology->gpus_per_host() != 0) {
+        why_not = fmt::format("EP{} does not fill whole hosts of {} GPUs (DeepEP needs as many EP ranks on every host)",
+                              p.layout.ep, s.topology->gpus_per_host());
+    }
+    MapReader& r = *p.reader;
+    std::string method;
+    if (p.ep_communication) {
+        method = *p.ep_communication;
+        if (method == "network" && has_ep && !why_not.empty()) {
+            r.error("ep_communication",
+                    fmt::format("network cannot price this pool's EP calls: {}; use estimate", why_not));
+            return;
+        }
+        o.expert_comm_reason = fmt::format("ep_communication: {}, as given", method);
+    } else {
+        method = why_not.empty() ? "network" : "estimate";
+        r.resolved()["ep_communication"] = method;
+        o.expert_comm_reason = why_not.empty()
+                                   ? "default: the topology holds the instance's EP group, simulated on its first GPUs"
+                                   : fmt::format("default: estimate, since {}", why_not);
+    }
+    o.expert_comm_kernels = p.spec.role == InstanceRole::prefill  ? ExpertCommKernels::normal
+                            : p.spec.role == InstanceRole::decode ? ExpertCommKernels::low_latency
+                                                                  : ExpertCommKernels::automatic;
+    if (method != "network" || !has_ep) return;
+    const auto& moe = s.model.moe;
+    const int per_host = s.topology->gpus_per_host();
+    const int hosts = (p.layout.ep + per_host - 1) / per_host;
+    ExpertCommCurveSpec shape;
+    shape.ep = p.layout.ep;
+    shape.experts = moe.routed_experts + p.redundant_experts;  // physical experts, replicas included
+    shape.top_k = moe.top_k;
+    // Group-limited routing sends a token to at most topk_group groups, one group per node at most (as the
+    // training simulator assumes, sim/training/training_costs.cpp).
+    shape.node_limit = std::min(moe.n_group > 1 ? moe.topk_group : hosts, hosts);
+    shape.hidden = static_cast<int>(s.model.hidden);
+    shape.fp8_dispatch = s.precision == Precision::fp8;
+    o.expert_comm = std::make_shared<NetworkExpertComm>(s.topology, shape);
 }
 
 // The bundled GPU profiles: kernels/gpus/*.yaml.
@@ -799,6 +869,7 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         o.overlap_communication = p.overlap;
         o.mtp_depth = p.spec.role == InstanceRole::prefill ? 0 : s.config.speculative.depth;
         o.buckets_per_doubling = s.buckets_per_doubling;
+        if (s.cost_kind == "execution") choose_ep_communication(s, p, topology_ok, o);
         s.cost_options.push_back(o);
         s.config.pools.push_back(p.spec);
     }
@@ -1147,7 +1218,12 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
             {"name", p.name},
             {"instances", p.instances},
             {"gpus_per_instance", p.instance.gpus},
-            {"layout", {{"tp", l.tp}, {"attn_dp", l.attn_dp}, {"ep", l.ep}, {"expert_tp", l.expert_tp}}},
+            {"layout",
+             {{"tp", l.tp},
+              {"attn_dp", l.attn_dp},
+              {"ep", l.ep},
+              {"expert_tp", l.expert_tp},
+              {"dense_tp", l.dense_ffn_tp()}}},
             {"kv_capacity_tokens", p.instance.kv_capacity_tokens},
             {"max_batch", p.instance.max_batch},
             {"token_budget", p.instance.token_budget},

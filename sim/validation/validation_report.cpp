@@ -58,7 +58,9 @@ const std::vector<KnownGaps>& known_gaps() {
          "a simulated serving deployment",
          {"every kernel time but the H800's FP8 GEMMs (DeepGEMM's published table) is a datasheet roofline at the "
           "GPU spec's efficiency (no calibration table has been measured), attention (FlashMLA) included",
-          "TP and EP communication are estimates from link bandwidths, not flows on the network model"},
+          "TP communication is an estimate from link bandwidths; EP dispatch and combine are DeepEP calls on the "
+          "network model (where the topology holds the EP group), each simulated alone on the fabric, and the SMs "
+          "DeepEP's normal kernels hold are not taken from compute"},
          true},
     };
     return table;

@@ -202,6 +202,37 @@ TEST_CASE("parameters per rank add up to the total when the model is split over 
     CHECK(parameters_per_rank(m, last) > parameters_per_rank(m, first));
 }
 
+TEST_CASE("dense FFN weights follow dense_tp and shared experts follow attention's layout") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    // DeepSeek's prefill unit: MLA and shared experts data-parallel over 32 GPUs, routed experts EP32.
+    ParallelLayout split;
+    split.tp = 32;
+    split.attn_dp = 32;
+    split.ep = 32;
+    ParallelLayout whole = split;
+    whole.dense_tp = 1;
+    // The first 3 layers' dense FFN (SwiGLU: 3 matrices of 7,168 x 18,432): a whole copy instead of 1/32.
+    const double dense = 3.0 * 3 * 7168 * 18432;
+    CHECK(parameters_per_rank(m, whole) - parameters_per_rank(m, split) == Approx(dense * 31 / 32));
+    // Shared experts run with attention (attention TP 1): a whole copy per GPU whatever the tp. Going
+    // from 32 to 64 GPUs halves only the routed experts (8 -> 4 per rank in 58 MoE layers), the
+    // embedding and the LM head.
+    ParallelLayout wider = whole;
+    wider.tp = 64;
+    wider.attn_dp = 64;
+    wider.ep = 64;
+    const double routed = 4.0 * 3 * 7168 * 2048 * 58;
+    const double vocab = 2.0 * 129280 * 7168 * (1.0 / 32 - 1.0 / 64);
+    CHECK(parameters_per_rank(m, whole) - parameters_per_rank(m, wider) == Approx(routed + vocab));
+    // dense_tp must divide tp and hold whole attention groups.
+    ParallelLayout bad = split;
+    bad.dense_tp = 3;
+    CHECK_THROWS_WITH(parameters_per_rank(m, bad), Catch::Contains("dense_tp 3 must divide tp 32"));
+    bad.attn_dp = 4;  // attention TP 8
+    bad.dense_tp = 4;
+    CHECK_THROWS_WITH(parameters_per_rank(m, bad), Catch::Contains("multiple of attention TP 8"));
+}
+
 TEST_CASE("a layout that does not divide the model is rejected with the reason") {
     const ModelSpec m = load_model_or_throw("mixtral-8x7b");
     ParallelLayout l;

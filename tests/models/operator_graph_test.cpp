@@ -235,6 +235,43 @@ TEST_CASE("attention data parallelism keeps whole heads per rank and gathers tok
     CHECK(find(dense, "L0.mlp.gate_up_proj").n == 2 * 18432 / 8);
 }
 
+TEST_CASE("dense_tp sets the dense FFN's own TP group: 1 keeps a whole copy per GPU with no gather") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o;
+    o.phase = Phase::decode;
+    o.batch.kv_lengths = std::vector<std::int64_t>(16, 2048);
+    o.layout.tp = 8;
+    o.layout.attn_dp = 8;
+    // Default: the whole TP group, tokens of all 8 attention ranks gathered.
+    CHECK(find(layer_operators(m, 0, o), "L0.mlp.dp_all_gather").group == 8);
+    o.layout.dense_tp = 1;
+    const auto whole = layer_operators(m, 0, o);
+    CHECK(count(whole, CommKind::tp_all_gather) == 0);
+    CHECK(count(whole, CommKind::tp_reduce_scatter) == 0);
+    CHECK(count(whole, CommKind::tp_all_reduce) == 0);
+    CHECK(find(whole, "L0.mlp.gate_up_proj").m == 16);
+    CHECK(find(whole, "L0.mlp.gate_up_proj").n == 2 * 18432);
+    // dense_tp 4: groups of 4 attention ranks gather their tokens.
+    o.layout.dense_tp = 4;
+    const auto four = layer_operators(m, 0, o);
+    CHECK(find(four, "L0.mlp.dp_all_gather").group == 4);
+    CHECK(find(four, "L0.mlp.dp_all_gather").comm_bytes.bytes() == 16.0 * 4 * 7168 * 2);
+    CHECK(find(four, "L0.mlp.gate_up_proj").m == 16 * 4);
+    CHECK(find(four, "L0.mlp.gate_up_proj").n == 2 * 18432 / 4);
+}
+
+TEST_CASE("TP collectives name their own group: attention's over attention TP, the rest over tp") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    OperatorGraphOptions o = prefill(1, 256);
+    o.layout.tp = 8;
+    o.layout.attn_dp = 2;  // attention TP 4
+    const auto ops = layer_operators(m, 0, o);
+    CHECK(find(ops, "L0.attn.out.tp_all_reduce").group == 4);
+    CHECK(find(ops, "L0.mlp.dp_all_gather").group == 8);
+    o.layout.attn_dp = 1;
+    CHECK(find(layer_operators(m, 0, o), "L0.attn.out.tp_all_reduce").group == 8);
+}
+
 TEST_CASE("operators carry the kernel cost model's shape fields and operator names") {
     const ModelSpec m = load_model_or_throw("qwen3-30b-a3b");
     OperatorGraphOptions o = prefill(1, 256);

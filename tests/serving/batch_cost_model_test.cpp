@@ -172,3 +172,131 @@ TEST_CASE("with attention data parallelism one long prompt costs more than the s
     single.prefill_max_chunk = 8192;
     CHECK(m.iteration_time(single) > m.iteration_time(spread));
 }
+
+namespace {
+
+// EP call times that record what they were asked: low-latency calls take 100 us, normal ones 300 us,
+// beyond 64 tokens per rank the answers are marked extrapolated.
+class RecordingExpertComm : public ExpertCommTimes {
+public:
+    struct Call {
+        bool low_latency;
+        bool dispatch;
+        double tokens;
+    };
+    ExpertCallTime call(bool low_latency, bool dispatch, double tokens) const override {
+        calls.push_back({low_latency, dispatch, tokens});
+        return {low_latency ? 100_us : 300_us, tokens > 64};
+    }
+    double low_latency_max_tokens_per_rank() const override { return 128; }
+    nlohmann::ordered_json describe() const override { return nlohmann::ordered_json::array(); }
+    mutable std::vector<Call> calls;
+};
+
+ExecutionBatchCostModel qwen_ep8(std::shared_ptr<const ExpertCommTimes> comm, ExpertCommKernels kernels,
+                                 double imbalance = 1.0) {
+    ExecutionCostOptions o;
+    o.layout.tp = 8;
+    o.layout.attn_dp = 8;
+    o.layout.ep = 8;
+    o.links.nvlink = 360_GBps;
+    o.links.nvlink_latency = 3_us;
+    o.links.network = 50_GBps;
+    o.links.network_latency = 5_us;
+    o.expert_imbalance = imbalance;
+    o.expert_comm = std::move(comm);
+    o.expert_comm_kernels = kernels;
+    o.expert_comm_reason = "test";
+    auto kernel_model = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+    return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernel_model, o);
+}
+
+}  // namespace
+
+TEST_CASE("EP calls priced by the network model: auto kernels by iteration, the mean tokens per rank, the imbalance") {
+    auto comm = std::make_shared<RecordingExpertComm>();
+    auto m = qwen_ep8(comm, ExpertCommKernels::automatic);
+    const int moe_layers = load_model_or_throw("qwen3-30b-a3b").moe_layer_count();
+    // Decode steps only: low-latency calls, one dispatch and one combine per MoE layer structure, at the
+    // mean tokens per rank (64 requests over 8 attention-DP ranks).
+    const Time decode_time = m.iteration_time(decode(64, 1000));
+    REQUIRE(comm->calls.size() == 2);
+    for (const auto& c : comm->calls) {
+        CHECK(c.low_latency);
+        CHECK(c.tokens == 8);
+    }
+    CHECK(comm->calls[0].dispatch != comm->calls[1].dispatch);
+    // An iteration with a prefill chunk: normal kernels.
+    comm->calls.clear();
+    BatchWork mixed = decode(64, 1000);
+    mixed.prefill_tokens = 512;
+    mixed.prefill_sequences = 1;
+    mixed.prefill_max_chunk = 512;
+    m.iteration_time(mixed);
+    REQUIRE(comm->calls.size() == 2);
+    for (const auto& c : comm->calls) CHECK_FALSE(c.low_latency);
+    // A decode batch beyond the low-latency range (128 tokens per rank here): normal kernels.
+    comm->calls.clear();
+    m.iteration_time(decode(8 * 200, 1000));
+    REQUIRE(comm->calls.size() == 2);
+    for (const auto& c : comm->calls) CHECK_FALSE(c.low_latency);
+    const auto ep = m.provenance()["ep_communication"];
+    CHECK(ep["method"] == "network");
+    CHECK(ep["kernels"] == "auto");
+    CHECK(ep["shapes_low_latency"] == 1);
+    CHECK(ep["shapes_normal"] == 2);
+    CHECK(ep["shapes_low_latency_over_range_priced_normal"] == 1);
+    CHECK(ep["shapes_extrapolated"] == 2);  // 200 and 72 tokens per rank are beyond the stub's 64
+    CHECK(m.provenance()["time_shares"].contains("ep_communication_network"));
+    CHECK_THAT(m.provenance()["method"].get<std::string>(), Catch::Matchers::Contains("flow-level network model"));
+
+    // The busiest GPU's imbalance scales the calls: 2 x (100 + 100) us more per MoE layer without overlap.
+    auto skewed_comm = std::make_shared<RecordingExpertComm>();
+    auto skewed = qwen_ep8(skewed_comm, ExpertCommKernels::automatic, 2.0);
+    auto plain = qwen_ep8(std::make_shared<RecordingExpertComm>(), ExpertCommKernels::automatic, 1.0);
+    BatchWork small = decode(8, 1000);
+    const Time skewed_time = skewed.iteration_time(small);
+    const Time plain_time = plain.iteration_time(small);
+    // The routed-expert GEMMs also see the imbalance; the calls alone add 200 us per MoE layer.
+    CHECK(skewed_time - plain_time >= 200_us * moe_layers);
+    (void)decode_time;
+
+    // Decode instances use low-latency kernels whatever the iteration, prefill instances normal ones.
+    auto decode_comm = std::make_shared<RecordingExpertComm>();
+    qwen_ep8(decode_comm, ExpertCommKernels::low_latency).iteration_time(mixed);
+    for (const auto& c : decode_comm->calls) CHECK(c.low_latency);
+    auto prefill_comm = std::make_shared<RecordingExpertComm>();
+    qwen_ep8(prefill_comm, ExpertCommKernels::normal).iteration_time(decode(64, 1000));
+    for (const auto& c : prefill_comm->calls) CHECK_FALSE(c.low_latency);
+}
+
+TEST_CASE("without the network model EP calls are estimated, and provenance says so") {
+    auto m = qwen_ep8(nullptr, ExpertCommKernels::automatic);
+    m.iteration_time(decode(64, 1000));
+    const auto p = m.provenance();
+    CHECK(p["ep_communication"]["method"] == "estimate");
+    CHECK(p["time_shares"].contains("communication_estimate"));
+    CHECK_FALSE(p["time_shares"].contains("ep_communication_network"));
+}
+
+TEST_CASE("TP collectives are priced over their own group: attention's inside a host, the layout's tp across hosts") {
+    ExecutionCostOptions o;
+    o.layout.tp = 16;
+    o.layout.attn_dp = 2;  // attention TP 8: one host
+    o.links.nvlink = 400_GBps;
+    o.links.nvlink_latency = 2_us;
+    o.links.network = 50_GBps;
+    o.links.network_latency = 5_us;
+    o.links.gpus_per_host = 8;
+    auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+    ExecutionBatchCostModel m(load_model_or_throw("llama3-8b"), kernels, o);
+    Operator op;
+    op.kind = OpKind::collective;
+    op.comm = CommKind::tp_all_reduce;
+    op.comm_bytes = Bytes(8e6);
+    op.group = 8;
+    // Ring all-reduce over 8 GPUs on NVLink: 2 x 7/8 of the buffer, 14 steps of latency.
+    CHECK(m.communication_time(op).us() == Approx(2 * 7.0 / 8 * 8e6 / 400e9 * 1e6 + 14 * 2));
+    op.group = 0;  // the layout's 16 GPUs span two hosts: the network
+    CHECK(m.communication_time(op).us() == Approx(2 * 15.0 / 16 * 8e6 / 50e9 * 1e6 + 30 * 5));
+}

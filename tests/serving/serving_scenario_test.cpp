@@ -660,3 +660,156 @@ TEST_CASE("sessions.cache together with a prefix cache is an error: the cache's 
                                         Contains("deployment.colocated.prefix_cache") &&
                                         Contains("remove sessions.cache"));
 }
+
+// ---- EP communication ---------------------------------------------------------------------------
+
+namespace {
+
+// Qwen3-30B-A3B on 2 H100 hosts as one colocated EP16 instance; `ep_communication` (empty: the default)
+// and `hosts` vary.
+std::string ep16_scenario(const std::string& ep_communication, int hosts = 2) {
+    return fmt::format(R"(kind: serving
+model: qwen3-30b-a3b
+gpu: h100-sxm
+topology: {{file: h100-ib-rail, hosts: {}}}
+deployment:
+  mode: colocated
+  colocated:
+    layout: {{tp: 16, attn_dp: 16, ep: 16}}
+    max_batch: 256
+    token_budget: 16384
+{}workload:
+  kind: synthetic
+  arrival: {{rate_per_s: 20}}
+  requests: 40
+  input_tokens: {{distribution: fixed, value: 1024}}
+  output_tokens: {{distribution: fixed, value: 16}}
+)",
+                       hosts, ep_communication.empty() ? "" : "    ep_communication: " + ep_communication + "\n");
+}
+
+}  // namespace
+
+TEST_CASE("EP dispatch and combine are priced by the network model by default, and provenance says which method") {
+    auto run = [](const std::string& key, const std::string& name) {
+        TempFile f(name + ".yaml", ep16_scenario(key));
+        LoadedScenario s = load_scenario(f.path(), std::nullopt);
+        const fs::path dir = temp_path(name);
+        nlohmann::ordered_json summary;
+        {
+            RunOutput out(dir);
+            summary = s.runner->run(RunOptions{}, out);
+            out.commit();
+        }
+        fs::remove_all(dir);
+        return std::make_pair(s.resolved_yaml, summary);
+    };
+    const auto [default_yaml, by_default] = run("", "ep-default");
+    const auto [network_yaml, network] = run("network", "ep-network");
+    const auto [estimate_yaml, estimate] = run("estimate", "ep-estimate");
+    CHECK_THAT(default_yaml, Contains("ep_communication: network"));
+    const auto ep = network["provenance"]["colocated"]["ep_communication"];
+    CHECK(ep["method"] == "network");
+    CHECK(ep["kernels"] == "auto");  // colocated: low-latency for decode-only iterations, else normal
+    CHECK(ep["shapes_low_latency"].get<int>() > 0);
+    CHECK(ep["shapes_normal"].get<int>() > 0);
+    REQUIRE(ep["curves"].size() == 4);  // normal and low-latency, dispatch and combine
+    CHECK(ep["curves"][0]["ep"] == 16);
+    CHECK(network["provenance"]["colocated"]["time_shares"].contains("ep_communication_network"));
+    CHECK(estimate["provenance"]["colocated"]["ep_communication"]["method"] == "estimate");
+    CHECK(estimate["provenance"]["colocated"]["ep_communication"]["reason"] == "ep_communication: estimate, as given");
+    CHECK_FALSE(estimate["provenance"]["colocated"]["time_shares"].contains("ep_communication_network"));
+    // The same requests, other iteration times.
+    CHECK(by_default["ttft_ms_p50"] == network["ttft_ms_p50"]);
+    CHECK(network["completed_requests"] == estimate["completed_requests"]);
+    CHECK(network["ttft_ms_p50"].get<double>() != estimate["ttft_ms_p50"].get<double>());
+    CHECK(network["tpot_ms_p50"].get<double>() != estimate["tpot_ms_p50"].get<double>());
+}
+
+TEST_CASE("EP communication falls back to the estimate where the topology cannot hold the EP group, and says why") {
+    TempFile f("ep-small.yaml", ep16_scenario("", 1));
+    LoadedScenario s = load_scenario(f.path(), std::nullopt);
+    CHECK_THAT(s.resolved_yaml, Contains("ep_communication: estimate"));
+    const fs::path dir = temp_path("ep-small");
+    nlohmann::ordered_json summary;
+    {
+        RunOutput out(dir);
+        summary = s.runner->run(RunOptions{}, out);
+        out.commit();
+    }
+    fs::remove_all(dir);
+    const auto ep = summary["provenance"]["colocated"]["ep_communication"];
+    CHECK(ep["method"] == "estimate");
+    CHECK_THAT(ep["reason"].get<std::string>(),
+               Contains("default: estimate") && Contains("cannot hold the EP16 group"));
+}
+
+TEST_CASE("a bad ep_communication is an error at its key; network on too small a topology says why") {
+    TempFile f("ep-typo.yaml", ep16_scenario("netwrok"));
+    CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":11:") && Contains("deployment.colocated.ep_communication") &&
+                                        Contains("expected one of: network, estimate") &&
+                                        Contains("did you mean \"network\""));
+    TempFile g("ep-too-small.yaml", ep16_scenario("network", 1));
+    CHECK_THAT(errors_of(g.path()), Contains(g.path() + ":11:") && Contains("ep_communication") &&
+                                        Contains("cannot hold the EP16 group") && Contains("use estimate"));
+}
+
+// ---- dense_tp ------------------------------------------------------------------------------------
+
+namespace {
+
+// DeepSeek-V3 as DeepSeek's prefill unit (EP32, attention and shared experts DP32), colocated, with a
+// fixed cost model: only the memory accounting matters here.
+std::string dense_tp_scenario(const std::string& dense_tp) {
+    return fmt::format(R"(kind: serving
+model: deepseek-v3
+gpu: h800-sxm
+precision: fp8
+topology: {{file: h800-ib-rail, hosts: 4}}
+batch_cost: {{kind: fixed, base: 5ms, per_prefill_token: 20us, per_decode_token: 50us}}
+deployment:
+  mode: colocated
+  colocated:
+    layout: {{tp: 32, attn_dp: 32, ep: 32{}}}
+workload:
+  kind: synthetic
+  arrival: {{rate_per_s: 2}}
+  requests: 4
+  input_tokens: {{distribution: fixed, value: 512}}
+  output_tokens: {{distribution: fixed, value: 4}}
+)",
+                       dense_tp.empty() ? "" : ", dense_tp: " + dense_tp);
+}
+
+}  // namespace
+
+TEST_CASE("dense_tp 1 keeps a whole dense FFN per GPU: the KV cache loses that memory") {
+    auto capacity = [](const std::string& dense_tp, const std::string& name) {
+        TempFile f(name + ".yaml", dense_tp_scenario(dense_tp));
+        LoadedScenario s = load_scenario(f.path(), std::nullopt);
+        const fs::path dir = temp_path(name);
+        nlohmann::ordered_json summary;
+        {
+            RunOutput out(dir);
+            summary = s.runner->run(RunOptions{}, out);
+            out.commit();
+        }
+        fs::remove_all(dir);
+        CHECK(summary["pools"][0]["layout"]["dense_tp"] == (dense_tp.empty() ? 32 : std::stoi(dense_tp)));
+        return std::make_pair(s.resolved_yaml, summary["pools"][0]["kv_capacity_tokens"].get<double>());
+    };
+    const auto [split_yaml, split] = capacity("", "dense-split");
+    const auto [whole_yaml, whole] = capacity("1", "dense-whole");
+    CHECK_THAT(split_yaml, Contains("dense_tp: 32"));
+    // 31/32 of the first 3 layers' dense FFN (3 x 3 x 7,168 x 18,432 FP8 bytes) more per GPU, over the
+    // KV bytes of one token per GPU (61 layers x 576 BF16 values), for each of the 32 attention ranks.
+    const double extra = 3.0 * 3 * 7168 * 18432 * 31 / 32;
+    const double kv_per_token = 61.0 * 576 * 2;
+    CHECK(split - whole == Approx(extra / kv_per_token * 32).epsilon(0.001));
+}
+
+TEST_CASE("a dense_tp that does not divide tp is an error at the layout") {
+    TempFile f("dense-bad.yaml", dense_tp_scenario("3"));
+    CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":10:") && Contains("deployment.colocated.layout") &&
+                                        Contains("dense_tp 3 must divide tp 32"));
+}
