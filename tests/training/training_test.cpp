@@ -213,7 +213,10 @@ communication_sms: 20
     const auto& pr = *dual.pair;
     CHECK(pr.pair.span < pr.forward_alone + pr.backward_alone);
     CHECK(pr.pair.hidden_expert_communication > Time::zero());
-    CHECK(dual.exposed_comm_fraction < one.exposed_comm_fraction);
+    // Less communication left exposed on every rank, in time (about 95 ms against 151 ms): the fraction
+    // also divides by the step, which DualPipe shortens as much (both about 0.20 once the loss is priced).
+    REQUIRE(dual.ranks.size() == one.ranks.size());
+    for (std::size_t r = 0; r < dual.ranks.size(); ++r) CHECK(dual.ranks[r].exposed_comm < one.ranks[r].exposed_comm);
     // DualPipe holds each part twice: parameters per rank double.
     CHECK(dual.memory.ranks[0].parameters == Approx(2 * one.memory.ranks[0].parameters).epsilon(0.3));
 }
