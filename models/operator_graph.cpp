@@ -119,8 +119,9 @@ constexpr double kAttentionBackwardRatio = 2.5;
 
 // HBM bytes per logit of the training loss: Megatron-Core's unfused vocab-parallel cross entropy
 // (megatron/core/tensor_parallel/cross_entropy.py, VocabParallelCrossEntropy and
-// _VocabParallelCrossEntropy; core_r0.8-era and current main read the same), on the BF16 logits the
-// LM head wrote, one PyTorch kernel per line, FP32 from the cast on:
+// _VocabParallelCrossEntropy, read at NVIDIA/Megatron-LM commit 00611e6e and in a core_r0.9.0 copy,
+// which run the same passes; r0.8.0 itself not read), on the BF16 logits the LM head wrote, one
+// PyTorch kernel per line, FP32 from the cast on:
 //   forward   calculate_logits_max: vocab_parallel_logits.float()      read 2, write 4
 //                                   torch.max(..., dim=-1)              read 4
 //             calculate_predicted_logits: logits -= logits_max (in place)  read 4, write 4
@@ -129,8 +130,9 @@ constexpr double kAttentionBackwardRatio = 2.5;
 //             calculate_cross_entropy_loss: exp_logits.div_(sum)        read 4, write 4  (the softmax,
 //                                                                       saved for the backward)
 //   backward  calculate_gradients: grad_input.mul_(grad_output)         read 4, write 4
-//             the FP32 gradient cast to the logits' BF16 (the .float() runs inside the autograd
-//             Function, so autograd converts the returned gradient to the input's dtype)  read 4, write 2
+//             the FP32 gradient cast to the logits' BF16: the .float() runs inside the autograd
+//             Function, so PyTorch's engine converts the returned gradient to the input's dtype
+//             (validate_outputs in torch/csrc/autograd/engine.cpp: grad.to(...))  read 4, write 2
 // Per-row work (the target gather, grad_2d[arange, target] -= 1, the per-token loss) is one element
 // per token and left out. Forward 22 read + 16 written = 38 bytes, backward 8 + 6 = 14.
 constexpr double kCrossEntropyForwardRead = 22, kCrossEntropyForwardWritten = 16;
