@@ -30,6 +30,7 @@ const char* to_string(OpKind k) {
         case OpKind::moe_unpermute: return "moe_unpermute";
         case OpKind::embedding: return "embedding";
         case OpKind::lm_head: return "lm_head";
+        case OpKind::cross_entropy: return "cross_entropy";
         case OpKind::collective: return "collective";
     }
     return "?";
@@ -116,6 +117,27 @@ constexpr double kFp8BytesPerElement = 1.0 + 4.0 / 128.0;
 // FlashAttention-2 backward runs five matmuls against the forward's two (Dao 2023, section 3.2).
 constexpr double kAttentionBackwardRatio = 2.5;
 
+// HBM bytes per logit of the training loss: Megatron-Core's unfused vocab-parallel cross entropy
+// (megatron/core/tensor_parallel/cross_entropy.py, VocabParallelCrossEntropy and
+// _VocabParallelCrossEntropy, read at NVIDIA/Megatron-LM commit 00611e6e and in a core_r0.9.0 copy,
+// which run the same passes; r0.8.0 itself not read), on the BF16 logits the LM head wrote, one
+// PyTorch kernel per line, FP32 from the cast on:
+//   forward   calculate_logits_max: vocab_parallel_logits.float()      read 2, write 4
+//                                   torch.max(..., dim=-1)              read 4
+//             calculate_predicted_logits: logits -= logits_max (in place)  read 4, write 4
+//                                   torch.exp(logits, out=logits)       read 4, write 4
+//                                   exp_logits.sum(dim=-1)              read 4
+//             calculate_cross_entropy_loss: exp_logits.div_(sum)        read 4, write 4  (the softmax,
+//                                                                       saved for the backward)
+//   backward  calculate_gradients: grad_input.mul_(grad_output)         read 4, write 4
+//             the FP32 gradient cast to the logits' BF16: the .float() runs inside the autograd
+//             Function, so PyTorch's engine converts the returned gradient to the input's dtype
+//             (validate_outputs in torch/csrc/autograd/engine.cpp: grad.to(...))  read 4, write 2
+// Per-row work (the target gather, grad_2d[arange, target] -= 1, the per-token loss) is one element
+// per token and left out. Forward 22 read + 16 written = 38 bytes, backward 8 + 6 = 14.
+constexpr double kCrossEntropyForwardRead = 22, kCrossEntropyForwardWritten = 16;
+constexpr double kCrossEntropyBackwardRead = 8, kCrossEntropyBackwardWritten = 6;
+
 class LayerBuilder {
 public:
     LayerBuilder(const ModelSpec& m, const OperatorGraphOptions& o, std::vector<Tagged>& out)
@@ -157,10 +179,23 @@ public:
         norm(prefix + "final_norm", rows, m_.hidden);
         Operator op = gemm_op(OpKind::lm_head, prefix + "lm_head", rows, m_.vocab / tp, m_.hidden, false);
         push(op);
+        if (training_) {
+            // The loss over this rank's share of the logits, memory-bound (kCrossEntropy*).
+            Operator loss = base(OpKind::cross_entropy, prefix + "lm_head.loss");
+            loss.dtype = DType::fp32;
+            loss.m = rows;
+            loss.n = m_.vocab / tp;
+            const double logits = d(rows) * d(loss.n);
+            loss.flops = Flops(6.0 * logits);  // one operation per logit in each of the six passes
+            loss.bytes_read = Bytes(kCrossEntropyForwardRead * logits);
+            loss.bytes_written = Bytes(kCrossEntropyForwardWritten * logits);
+            push(loss);
+        }
         if (tp > 1) {
             if (training_) {
-                // Vocab-parallel cross entropy all-reduces the max and the sum of exponentials per token.
-                collective(CommKind::tp_all_reduce, prefix + "lm_head.cross_entropy", d(rows) * 2 * 4, Role::forward_only);
+                // Vocab-parallel cross entropy all-reduces three FP32 values per token: the max, the
+                // target's logit and the sum of exponentials (_VocabParallelCrossEntropy.forward).
+                collective(CommKind::tp_all_reduce, prefix + "lm_head.cross_entropy", d(rows) * 3 * 4, Role::forward_only);
             } else {
                 collective(CommKind::tp_all_gather, prefix + "lm_head.logits", d(rows) * d(m_.vocab) * 2, Role::forward_only);
             }
@@ -534,6 +569,12 @@ std::vector<Operator> derive(const std::vector<Tagged>& fwd, Phase phase) {
             op.flops = op.flops * kAttentionBackwardRatio;
             op.bytes_read = t.op.bytes_read + t.op.bytes_written * 2.0;  // Q, K, V; O and dO
             op.bytes_written = t.op.bytes_read;                          // dQ, dK, dV
+        } else if (op.kind == OpKind::cross_entropy) {
+            // The softmax times the loss gradient, then cast to BF16 for the LM head's dgrad (kCrossEntropy*).
+            const double logits = d(op.m) * d(op.n);
+            op.flops = Flops(2.0 * logits);
+            op.bytes_read = Bytes(kCrossEntropyBackwardRead * logits);
+            op.bytes_written = Bytes(kCrossEntropyBackwardWritten * logits);
         } else if (op.kind == OpKind::attn_decode) {
             throw std::logic_error("decode has no backward pass");
         } else {

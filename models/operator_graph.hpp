@@ -38,6 +38,7 @@ enum class OpKind {
     moe_unpermute,
     embedding,
     lm_head,
+    cross_entropy,  // the training loss over the LM head's logits (memory-bound; priced by its own bytes)
     collective,
 };
 
@@ -73,7 +74,7 @@ struct Operator {
     // operator (no tables exist for those backwards); its answer is multiplied by kernel_scale, the
     // backward's HBM bytes over the forward's (they are memory-bound). 1 for every forward operator, for
     // matmuls (their backward shapes are queried as GEMMs) and for attn_prefill_bwd (its own kernel).
-    // Operators without a kernel table (layernorm, gelu) are priced by their own bytes and ignore it.
+    // Operators without a kernel table (layernorm, gelu, cross_entropy) are priced by their own bytes and ignore it.
     double kernel_scale = 1.0;
     CommKind comm = CommKind::none;
     Bytes comm_bytes;  // payload per rank for collectives
@@ -113,7 +114,7 @@ Flops total_flops(const std::vector<Operator>& ops);
 // quantize_fp8 is "fp8_quant", lm_head a "gemm", attn_prefill_bwd its own "attn_prefill_bwd"; the
 // backward of an element-wise operator names its forward kernel, scaled by kernel_scale), or "" for
 // operators it has no table for
-// (layernorm, gelu, embedding, collectives: the simulator times those by other means).
+// (layernorm, gelu, embedding, cross_entropy, collectives: the simulator times those by other means).
 std::string kernel_op(const Operator& op);
 
 }  // namespace clustersim

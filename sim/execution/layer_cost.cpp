@@ -50,7 +50,7 @@ nlohmann::ordered_json shape_json(const Operator& op) {
     return j;
 }
 
-// Operators the cost model has no table for (layernorm, gelu) are element-wise and memory-bound: the
+// Operators the cost model has no table for (layernorm, gelu, cross_entropy) are element-wise and memory-bound: the
 // graph's own bytes at the spec's HBM bandwidth, derated by its measured memory efficiency, as the
 // cost model's roofline fallback does for ops it knows (kernels/README.md, step 4).
 KernelPrediction memory_roofline(const Operator& op, const GpuSpec& spec) {

@@ -32,7 +32,7 @@ KernelShape kernel_shape(const Operator& op);
 
 // The predicted time of one compute operator: the kernel cost model's answer (times op.kernel_scale for
 // the backward of an element-wise operator, priced by its forward kernel), or for operators without
-// a kernel table (layernorm, gelu) a memory roofline from the graph's bytes. Throws
+// a kernel table (layernorm, gelu, cross_entropy) a memory roofline from the graph's bytes. Throws
 // std::invalid_argument for communication operators.
 KernelPrediction predict_operator(const Operator& op, const KernelCostModel& cost_model);
 

@@ -154,10 +154,19 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     plan.overlap.dp_grad_reduce = ov.optional<bool>("dp_grad_reduce", true, "start gradient reduce-scatter as each stage finishes");
     plan.overlap.param_gather = ov.optional<bool>("param_gather", true, "overlap the parameter all-gather with the next step's warm-up");
     plan.overlap.tp_with_compute = ov.optional<bool>("tp_with_compute", false, "overlap TP collectives with GEMMs");
+    plan.overlap.dp_grad_bucket = ov.optional<std::int64_t>(
+        "dp_grad_bucket", 0,
+        "parameters per gradient bucket, each reduced as soon as the first pipeline rank's last backward has "
+        "filled it (Megatron-Core --overlap-grad-reduce); 0: the whole gradient after the last backward",
+        at_least<std::int64_t>(0));
     ov.finish();
 
     // Cross-field checks, once the fields they combine have been read cleanly.
     if (!diagnostics.empty()) return plan;
+    if (plan.overlap.dp_grad_bucket > 0 && !plan.overlap.dp_grad_reduce)
+        ov.error("dp_grad_bucket", fmt::format("buckets of {} parameters are reduced during the backward, which "
+                                               "needs overlap.dp_grad_reduce: true (or set dp_grad_bucket: 0)",
+                                               plan.overlap.dp_grad_bucket));
     if (plan.gpus % (p.pp * p.tp) != 0) {
         root.error("gpus", fmt::format("{} GPUs cannot be split into pp {} x tp {} groups", plan.gpus, p.pp, p.tp));
         return plan;

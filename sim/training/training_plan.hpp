@@ -56,6 +56,10 @@ struct TrainingOverlap {
     bool dp_grad_reduce = true;   // gradient reduce-scatter starts as a stage's last backward ends
     bool param_gather = true;     // ZeRO parameter all-gather overlapped with the next step's warm-up
     bool tp_with_compute = false;  // TP collectives overlapped with GEMMs (Megatron tp-comm-overlap)
+    // Parameters per gradient bucket (Megatron-Core's --overlap-grad-reduce): on the first pipeline rank
+    // each bucket is reduced once the rank's last backward has filled it, so the reduction runs under
+    // that backward. 0 (default): the whole gradient once the last backward ends. Needs dp_grad_reduce.
+    std::int64_t dp_grad_bucket = 0;
 };
 
 struct TrainingPlan {

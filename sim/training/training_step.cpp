@@ -78,6 +78,26 @@ Time optimizer_time(const TrainingPlan& plan, const GpuSpec& spec, double elemen
 
 }  // namespace
 
+std::vector<double> bucket_shares(double parameters, std::int64_t bucket) {
+    const double b = static_cast<double>(bucket);
+    if (bucket <= 0 || parameters <= b) return {1.0};
+    std::vector<double> shares;
+    for (double done = 0; done < parameters; done += b) shares.push_back(std::min(b, parameters - done) / parameters);
+    return shares;
+}
+
+Time bucketed_reduce_end(Time backward_start, Time backward_end, const std::vector<GradientBucket>& buckets) {
+    const Time backward = std::max(Time::zero(), backward_end - backward_start);
+    Time t = backward_start;
+    double filled = 0;
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        filled += buckets[i].share;
+        const Time full = i + 1 == buckets.size() ? backward_end : backward_start + backward * std::min(1.0, filled);
+        t = std::max(t, full) + buckets[i].reduce;
+    }
+    return t;
+}
+
 int first_all_moe_part(const TrainingPlan& plan) {
     for (int part = 0; part < static_cast<int>(plan.layers_per_part.size()); ++part) {
         const ParallelLayout l = part_layout(plan, part);
@@ -154,7 +174,10 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
             const int part = schedule.stage_part[static_cast<std::size_t>(item.stage)];
             rs.flops += chunks.flops(part, item.kind);
             if (is_backward(item.kind)) {
-                rs.grads_ready = std::max(rs.grads_ready, e.end - step.run.start);
+                if (e.end - step.run.start > rs.grads_ready) {
+                    rs.grads_ready = e.end - step.run.start;
+                    rs.last_backward_start = e.start - step.run.start;
+                }
                 first_backward[static_cast<std::size_t>(e.rank)] =
                     std::min(first_backward[static_cast<std::size_t>(e.rank)], e.start - step.run.start);
             }
@@ -167,10 +190,27 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
         const RankMemory& mem = step.memory.ranks[static_cast<std::size_t>(rs.rank)];
         const double dense = mem.parameters - mem.expert_parameters;
         const CollectiveOp reduce = p.zero_stage >= 1 ? CollectiveOp::reduce_scatter : CollectiveOp::all_reduce;
-        rs.dp_reduce = comm.data_parallel(reduce, Bytes(dense * grad_bytes), false) +
-                       comm.data_parallel(reduce, Bytes(mem.expert_parameters * grad_bytes), true);
-        const Time reduce_start = plan.overlap.dp_grad_reduce ? rs.grads_ready : rs.pipeline_end;
-        rs.dp_reduce_end = reduce_start + rs.dp_reduce;
+        auto reduce_time = [&](double share) {
+            return comm.data_parallel(reduce, Bytes(dense * share * grad_bytes), false) +
+                   comm.data_parallel(reduce, Bytes(mem.expert_parameters * share * grad_bytes), true);
+        };
+        // Megatron-Core buckets the gradient only on the first pipeline rank: "data-parallel
+        // communication on these stages is not on the critical path" (distributed_data_parallel.py,
+        // bucket_size = None when the pipeline rank > 0); the others reduce it whole.
+        const std::int64_t bucket = rs.rank == 0 ? plan.overlap.dp_grad_bucket : 0;
+        std::vector<GradientBucket> buckets;
+        for (double share : bucket_shares(mem.parameters, bucket)) buckets.push_back({share, reduce_time(share)});
+        rs.dp_buckets = static_cast<int>(buckets.size());
+        rs.dp_reduce = Time::zero();
+        for (const auto& b : buckets) rs.dp_reduce += b.reduce;
+        if (plan.overlap.dp_grad_reduce) {
+            // Each bucket is a collective of its own, priced on the fabric (its latency included), started
+            // as the rank's last backward fills it. A DualPipe pair's instruction also holds a forward,
+            // so there the fill is spread over the whole pair (a bucketed plan's approximation).
+            rs.dp_reduce_end = bucketed_reduce_end(rs.last_backward_start, rs.grads_ready, buckets);
+        } else {
+            rs.dp_reduce_end = rs.pipeline_end + rs.dp_reduce;
+        }
         const double shard = p.zero_stage >= 1 ? dense / p.dp + mem.expert_parameters / p.expert_dp() : mem.parameters;
         rs.optimizer = optimizer_time(plan, spec, shard);
         if (p.zero_stage >= 1) {

@@ -33,7 +33,9 @@ struct RankStep {
     Time expert_comm;        // EP dispatch/combine time of its chunks (hidden or not)
     Time hidden_expert_comm;
     Time grads_ready;        // the last backward (or W) of its parts ends
-    Time dp_reduce;          // gradient reduce-scatter time (dense and expert groups)
+    Time last_backward_start;  // the instruction holding that last backward starts
+    int dp_buckets = 1;      // gradient buckets (overlap.dp_grad_bucket; 1 without)
+    Time dp_reduce;          // gradient reduce-scatter time (dense and expert groups; all its buckets)
     Time dp_reduce_end;
     Time optimizer;          // the AdamW update of its shard
     Time param_gather;       // ZeRO parameter all-gather
@@ -93,6 +95,23 @@ struct TrainingStep {
 // parts_of_rank are filled and `step_time` is zero. A simulated step reports the memory of its own
 // executed timeline.
 TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostModel& cost_model, std::uint64_t seed);
+
+// One gradient bucket of a rank: its share of the rank's gradient and the time of its collective.
+struct GradientBucket {
+    double share = 1;
+    Time reduce;
+};
+
+// The shares of `parameters` split into buckets of `bucket` parameters, the last one holding the rest
+// (Megatron-Core's ParamAndGradBuffer fills buckets up to bucket_size parameters); {1} when bucket is 0
+// or holds everything.
+std::vector<double> bucket_shares(double parameters, std::int64_t bucket);
+
+// When a rank's bucketed gradient reduction ends. The last backward runs over [backward_start,
+// backward_end] and produces gradients at an even rate, filling `buckets` in order; each bucket's
+// collective starts once it is full and the previous bucket's is done (one communication stream).
+// A single bucket is the whole reduction after the backward: backward_end + its time.
+Time bucketed_reduce_end(Time backward_start, Time backward_end, const std::vector<GradientBucket>& buckets);
 
 // The first model part whose layers are all MoE layers (for the pair report), or -1.
 int first_all_moe_part(const TrainingPlan& plan);

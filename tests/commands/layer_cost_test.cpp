@@ -281,6 +281,27 @@ TEST_CASE("operators without a kernel table are priced by the graph's bytes at t
           Approx(moved.bytes() / (spec.hbm_bandwidth.value.bytes_per_second() * spec.memory_efficiency)));
 }
 
+TEST_CASE("the training loss and its gradient are priced by their own bytes at the memory roofline") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    const KernelCostModel gpu = h100_roofline();
+    const GpuSpec& spec = gpu.profile().spec;
+    OperatorGraphOptions o;
+    o.batch.sequences = 1;
+    o.batch.seq = 4096;
+    for (const Phase phase : {Phase::train_forward, Phase::train_backward_input}) {
+        o.phase = phase;
+        const auto ops = stage_operators(m, o);
+        const auto loss = std::find_if(ops.begin(), ops.end(), [](const Operator& op) { return op.kind == OpKind::cross_entropy; });
+        REQUIRE(loss != ops.end());
+        const KernelPrediction p = predict_operator(*loss, gpu);
+        CHECK(p.provenance == Provenance::roofline);
+        const Bytes moved = loss->bytes_read + loss->bytes_written;
+        // 38 bytes per logit forward, 14 backward (models/operator_graph.cpp, kCrossEntropy*).
+        CHECK(moved.bytes() == Approx((phase == Phase::train_forward ? 38.0 : 14.0) * 4096 * 128256));
+        CHECK(p.time.seconds() == Approx(moved.bytes() / (spec.hbm_bandwidth.value.bytes_per_second() * spec.memory_efficiency)));
+    }
+}
+
 TEST_CASE("the JSON form lists every operator and the totals") {
     const ModelSpec m = load_model_or_throw("qwen3-30b-a3b");
     OperatorGraphOptions o = decode(4, 512);

@@ -127,9 +127,11 @@ TEST_CASE("backward input and weight gradients each repeat the forward GEMM FLOP
     const auto w = stage_operators(m, o);
     CHECK(matmul_flops(b) == Approx(fwd));
     CHECK(matmul_flops(w) == Approx(fwd));
-    // W holds only weight gradients; B runs in reverse order, starting from the LM head.
+    // W holds only weight gradients; B runs in reverse order, starting from the loss and the LM head.
     CHECK(std::all_of(w.begin(), w.end(), [](const Operator& op) { return op.kind != OpKind::attn_prefill; }));
-    CHECK(b.front().name == "lm_head.dgrad");
+    REQUIRE(b.size() > 1);
+    CHECK(b[0].name == "lm_head.loss.bwd");
+    CHECK(b[1].name == "lm_head.dgrad");
     const Operator& wgrad = find(w, "L0.attn.qkv_proj.wgrad");
     CHECK(wgrad.k == 4096);  // the token dimension is the reduction
 }
@@ -287,4 +289,49 @@ TEST_CASE("operators carry the kernel cost model's shape fields and operator nam
     CHECK(kernel_op(find(ops, "L0.attn.qkv_proj.quantize")) == "fp8_quant");
     CHECK(kernel_op(find(ops, "L0.moe.experts.down_proj")) == "grouped_gemm");
     CHECK(find(ops, "L0.moe.topk").dtype == DType::fp32);
+}
+
+TEST_CASE("training computes the loss over every logit with Megatron's memory passes; serving does not") {
+    const ModelSpec m = load_model_or_throw("llama3-8b");
+    OperatorGraphOptions o;
+    o.batch.sequences = 2;
+    o.batch.seq = 1024;
+    o.layout.tp = 2;
+    o.phase = Phase::train_forward;
+    const auto fwd = stage_operators(m, o);
+    const Operator& loss = find(fwd, "lm_head.loss");
+    const double logits = 2048.0 * (128256 / 2);  // tokens x this rank's share of the vocabulary
+    CHECK(loss.kind == OpKind::cross_entropy);
+    CHECK(loss.m == 2048);
+    CHECK(loss.n == 128256 / 2);
+    // Megatron-Core's vocab-parallel cross entropy: 22 bytes read and 16 written per logit forward.
+    CHECK(loss.bytes_read.bytes() == Approx(22 * logits));
+    CHECK(loss.bytes_written.bytes() == Approx(16 * logits));
+    CHECK(kernel_op(loss).empty());  // priced from its own bytes, not a kernel table
+    // The loss follows the LM head, then the TP all-reduce of three FP32 values per token.
+    const auto head = std::find_if(fwd.begin(), fwd.end(), [](const Operator& op) { return op.name == "lm_head"; });
+    REQUIRE(head + 2 < fwd.end());
+    CHECK((head + 1)->name == "lm_head.loss");
+    CHECK((head + 2)->comm == CommKind::tp_all_reduce);
+    CHECK((head + 2)->comm_bytes.bytes() == 2048.0 * 3 * 4);
+    // Its gradient opens the backward, before the LM head's input gradient: 8 bytes read, 6 written.
+    o.phase = Phase::train_backward_input;
+    const auto b = stage_operators(m, o);
+    REQUIRE(b.size() > 1);
+    CHECK(b[0].name == "lm_head.loss.bwd");
+    CHECK(b[0].kind == OpKind::cross_entropy);
+    CHECK(b[0].bytes_read.bytes() == Approx(8 * logits));
+    CHECK(b[0].bytes_written.bytes() == Approx(6 * logits));
+    CHECK(b[1].name == "lm_head.dgrad");
+    o.phase = Phase::train_backward_weight;
+    const auto w = stage_operators(m, o);
+    CHECK(std::none_of(w.begin(), w.end(), [](const Operator& op) { return op.kind == OpKind::cross_entropy; }));
+    // Serving computes no loss; a stage without the LM head neither.
+    o.phase = Phase::prefill;
+    const auto pre = stage_operators(m, o);
+    CHECK(std::none_of(pre.begin(), pre.end(), [](const Operator& op) { return op.kind == OpKind::cross_entropy; }));
+    o.phase = Phase::train_forward;
+    o.layout.last_layer = 16;
+    const auto first = stage_operators(m, o);
+    CHECK(std::none_of(first.begin(), first.end(), [](const Operator& op) { return op.kind == OpKind::cross_entropy; }));
 }
