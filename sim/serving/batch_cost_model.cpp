@@ -81,7 +81,7 @@ Time ExecutionBatchCostModel::iteration_time(const BatchWork& work) {
     for (int i = 0; i < kProvenanceKinds; ++i)
         provenance_s_[static_cast<std::size_t>(i)] += p.by_provenance[static_cast<std::size_t>(i)].seconds();
     communication_s_ += p.communication.seconds();
-    noise_factor_sum_ += p.noise_factor;
+    noise_factor_time_s_ += p.noise_factor * p.total.seconds();
     ep_network_s_ += p.ep_network.seconds();
     total_s_ += p.total.seconds();
     return p.total;
@@ -281,7 +281,7 @@ nlohmann::ordered_json ExecutionBatchCostModel::provenance() const {
         j["routing_noise"] = {
             {"method", "the busiest GPU's expected share at each iteration's tokens per MoE call, normal per-GPU counts "
                        "(sim/moe/batch_expert_imbalance.hpp)"},
-            {"mean_factor", lookups_ > 0 ? noise_factor_sum_ / static_cast<double>(lookups_) : 1.0}};
+            {"mean_factor", total_s_ > 0 ? noise_factor_time_s_ / total_s_ : 1.0}};  // weighted by iteration time
     if (options_.layout.ep > 1 && model_.moe.routed_experts > 0) {
         nlohmann::ordered_json ep;
         ep["method"] = network ? "network" : "estimate";

@@ -169,7 +169,7 @@ private:
     double communication_s_ = 0;
     double ep_network_s_ = 0;
     double total_s_ = 0;
-    double noise_factor_sum_ = 0;  // routing-noise factors of every iteration priced so far
+    double noise_factor_time_s_ = 0;  // routing-noise factors of the iterations priced, times their durations
 };
 
 }  // namespace clustersim
