@@ -60,8 +60,15 @@ const std::vector<KnownGaps>& known_gaps() {
           "GPU spec's efficiency (no calibration table has been measured), attention (FlashMLA) included",
           "TP communication is an estimate from link bandwidths; EP dispatch and combine are DeepEP calls on the "
           "network model (where the topology holds the EP group), each simulated alone on the fabric, and the SMs "
-          "DeepEP's normal kernels hold are not taken from compute"},
-         true},
+          "DeepEP's normal kernels hold are not taken from compute",
+          "S1a compares a saturated unit's capacity with a 24-hour production average per node, which a unit "
+          "kept below capacity for latency (as DeepSeek's is) falls short of"},
+         true,
+         {{"S1b",
+           "DeepSeek-V3's three dense layers run their FFN over every GPU of the decode instance (dense_tp = tp, the "
+           "default: DeepSeek does not publish how it runs them), so each gathers the tokens of all 144 ranks over "
+           "InfiniBand, and with the LM head's gather these estimated TP collectives are 40% of the decode time "
+           "before overlap; `dense_tp: 1` (a whole copy of the dense FFN per GPU) removes them"}}},
     };
     return table;
 }
