@@ -25,6 +25,24 @@ ExecutionBatchCostModel llama_8b_tp(int tp, bool overlap = false) {
     return ExecutionBatchCostModel(load_model_or_throw("llama3-8b"), kernels, o);
 }
 
+// Qwen3-30B-A3B on one 8-GPU host: attention data parallelism and EP8 on H100-like links.
+ExecutionCostOptions qwen_ep8_options() {
+    ExecutionCostOptions o;
+    o.layout.tp = 8;
+    o.layout.attn_dp = 8;
+    o.layout.ep = 8;
+    o.links.nvlink = 360_GBps;
+    o.links.nvlink_latency = 3_us;
+    o.links.network = 50_GBps;
+    o.links.network_latency = 5_us;
+    return o;
+}
+
+ExecutionBatchCostModel qwen_ep8(const ExecutionCostOptions& o) {
+    auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+    return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+}
+
 BatchWork decode(std::int64_t requests, std::int64_t context) {
     BatchWork w;
     w.decode_requests = requests;
@@ -100,17 +118,9 @@ TEST_CASE("the memo prices each shape bucket once") {
 
 TEST_CASE("an unbalanced expert load makes MoE iterations slower, a balanced one changes nothing") {
     auto make = [](double imbalance) {
-        ExecutionCostOptions o;
-        o.layout.tp = 8;
-        o.layout.attn_dp = 8;
-        o.layout.ep = 8;
-        o.links.nvlink = 360_GBps;
-        o.links.nvlink_latency = 3_us;
-        o.links.network = 50_GBps;
-        o.links.network_latency = 5_us;
+        ExecutionCostOptions o = qwen_ep8_options();
         o.expert_imbalance = imbalance;
-        auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
-        return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+        return qwen_ep8(o);
     };
     auto balanced = make(1.0);
     auto skewed = make(2.0);
@@ -121,18 +131,10 @@ TEST_CASE("an unbalanced expert load makes MoE iterations slower, a balanced one
 
 TEST_CASE("routing noise is asked for the tokens of one MoE call and scales the busiest GPU's work") {
     auto make = [](std::function<double(std::int64_t)> noise, bool overlap) {
-        ExecutionCostOptions o;
-        o.layout.tp = 8;
-        o.layout.attn_dp = 8;
-        o.layout.ep = 8;
-        o.links.nvlink = 360_GBps;
-        o.links.nvlink_latency = 3_us;
-        o.links.network = 50_GBps;
-        o.links.network_latency = 5_us;
+        ExecutionCostOptions o = qwen_ep8_options();
         o.overlap_communication = overlap;
         o.expert_noise = std::move(noise);
-        auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
-        return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+        return qwen_ep8(o);
     };
     BatchWork decode;
     decode.decode_requests = 256;

@@ -181,6 +181,25 @@ TEST_CASE("the default serving scenario, priced at the execution level, is deter
     CHECK(summary["provenance"]["colocated"]["distinct_shapes"].get<std::int64_t>() > 0);
 }
 
+namespace {
+
+// Runs a serving scenario given as text and returns its summary (outputs in a temporary folder, removed).
+nlohmann::ordered_json run_summary(const std::string& name, const std::string& text) {
+    TempFile f(name + ".yaml", text);
+    LoadedScenario s = load_scenario(f.path(), std::nullopt);
+    const fs::path dir = temp_path(name);
+    nlohmann::ordered_json summary;
+    {
+        RunOutput out(dir);
+        summary = s.runner->run(RunOptions{}, out);
+        out.commit();
+    }
+    fs::remove_all(dir);
+    return summary;
+}
+
+}  // namespace
+
 TEST_CASE("a skewed expert load raises the busiest GPU's share, and EPLB's redundant experts lower it") {
     auto imbalance = [](int redundant) {
         const std::string text = fmt::format(R"(kind: serving
@@ -201,17 +220,7 @@ workload:
   output_tokens: {{distribution: fixed, value: 8}}
 )",
                                              redundant);
-        TempFile f(fmt::format("skew-{}.yaml", redundant), text);
-        LoadedScenario s = load_scenario(f.path(), std::nullopt);
-        const fs::path dir = temp_path(fmt::format("skew-{}", redundant));
-        nlohmann::ordered_json summary;
-        {
-            RunOutput out(dir);
-            summary = s.runner->run(RunOptions{}, out);
-            out.commit();
-        }
-        fs::remove_all(dir);
-        return summary["pools"][0]["expert_imbalance"].get<double>();
+        return run_summary(fmt::format("skew-{}", redundant), text)["pools"][0]["expert_imbalance"].get<double>();
     };
     const double plain = imbalance(0);
     const double eplb = imbalance(8);
@@ -239,17 +248,7 @@ workload:
   output_tokens: {{distribution: fixed, value: 32}}
 )",
                                              noise);
-        TempFile f(fmt::format("noise-{}.yaml", noise), text);
-        LoadedScenario s = load_scenario(f.path(), std::nullopt);
-        const fs::path dir = temp_path(fmt::format("noise-{}", noise));
-        nlohmann::ordered_json summary;
-        {
-            RunOutput out(dir);
-            summary = s.runner->run(RunOptions{}, out);
-            out.commit();
-        }
-        fs::remove_all(dir);
-        return summary;
+        return run_summary(fmt::format("noise-{}", noise), text);
     };
     const auto noisy = run("true");
     const auto quiet = run("false");
