@@ -115,12 +115,15 @@ double expected_batch_imbalance(const GpuSelectionMoments& moments, std::int64_t
     return (low + integral) / mean;
 }
 
-BatchImbalanceCurve::BatchImbalanceCurve(const ExpertRoutingModel& routing, const ExpertPlacement& placement,
+BatchImbalanceCurve::BatchImbalanceCurve(const ExpertLoadMatrix& popularity, const ExpertPlacement& placement,
                                          int top_k) {
     if (placement.num_layers() < 1) throw std::invalid_argument("batch imbalance: the placement has no layers");
+    if (static_cast<int>(popularity.size()) != placement.num_layers())
+        throw std::invalid_argument(fmt::format("batch imbalance: {} layers of popularity for a placement of {}",
+                                                popularity.size(), placement.num_layers()));
     double sum = 0;
     for (int l = 0; l < placement.num_layers(); ++l) {
-        GpuSelectionMoments m = gpu_selection_moments(routing.popularity(l), placement, l, top_k);
+        GpuSelectionMoments m = gpu_selection_moments(popularity[static_cast<std::size_t>(l)], placement, l, top_k);
         sum += max_over_mean(m.mean);
         layers_.push_back(std::move(m));
     }

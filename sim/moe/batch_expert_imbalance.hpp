@@ -20,7 +20,6 @@
 #pragma once
 
 #include "sim/moe/eplb_placement.hpp"
-#include "sim/moe/expert_routing_model.hpp"
 
 #include <cstdint>
 #include <map>
@@ -48,7 +47,8 @@ double expected_batch_imbalance(const GpuSelectionMoments& moments, std::int64_t
 // Evaluations are memoized by token count; at() is safe to call from several threads.
 class BatchImbalanceCurve {
 public:
-    BatchImbalanceCurve(const ExpertRoutingModel& routing, const ExpertPlacement& placement, int top_k);
+    // popularity[layer][expert]: each layer's shares (ExpertRoutingModel::popularity), one per placement layer.
+    BatchImbalanceCurve(const ExpertLoadMatrix& popularity, const ExpertPlacement& placement, int top_k);
 
     // Averaged over layers, for a batch of `tokens` tokens (the tokens of one MoE call across the
     // EP group); tokens < 1 counts as 1.

@@ -508,61 +508,45 @@ std::unique_ptr<ExpertRoutingModel> routing_model(const ServingScenario& s, std:
     return std::make_unique<BalancedRouting>(s.model.moe.routed_experts);
 }
 
-// A pool's expert load: the scenario's routing model and the placement of `layout`'s experts (EPLB
-// with redundant experts, else contiguous).
+// A pool's expert load at the start: the routing model's popularity per MoE layer and the placement of
+// `pool`'s experts (EPLB from that popularity when the pool has redundant experts or rebalances over
+// time, else experts in order).
 struct PoolExpertPlacement {
-    std::unique_ptr<ExpertRoutingModel> routing;
+    ExpertLoadMatrix popularity;
     ExpertPlacement placement;
 };
-PoolExpertPlacement pool_expert_placement(const ServingScenario& s, const ParallelLayout& layout,
-                                          int redundant_experts, int gpus_per_host, std::uint64_t seed) {
+PoolExpertPlacement pool_expert_placement(const ServingScenario& s, const PoolPlan& pool, int gpus_per_host,
+                                          std::uint64_t seed) {
     const auto& moe = s.model.moe;
     const int layers = s.model.moe_layer_count();
+    const std::unique_ptr<ExpertRoutingModel> routing = routing_model(s, seed);
     PoolExpertPlacement load;
-    load.routing = routing_model(s, seed);
-    if (redundant_experts > 0) {
-        ExpertLoadMatrix weight;
-        for (int l = 0; l < layers; ++l) weight.push_back(load.routing->popularity(l));
-        const int nodes = std::max(1, layout.ep / gpus_per_host);
-        load.placement =
-            rebalance_experts(weight, moe.routed_experts + redundant_experts, moe.n_group, nodes, layout.ep);
-    } else {
-        load.placement = contiguous_placement(layers, moe.routed_experts, layout.ep);
-    }
+    for (int l = 0; l < layers; ++l) load.popularity.push_back(routing->popularity(l));
+    if (pool.redundant_experts > 0 || s.rebalance)
+        load.placement = rebalance_experts(load.popularity, moe.routed_experts + pool.redundant_experts, moe.n_group,
+                                           std::max(1, pool.layout.ep / gpus_per_host), pool.layout.ep);
+    else
+        load.placement = contiguous_placement(layers, moe.routed_experts, pool.layout.ep);
     return load;
-}
-
-// Routed selections of the busiest GPU over the mean, averaged over the MoE layers, for `layout`'s
-// expert parallelism under the scenario's routing model and placement (sim/moe). Expected loads:
-// the batch is taken large enough for sampling noise not to matter (expert_noise adds it back).
-double expert_imbalance(const ServingScenario& s, const PoolExpertPlacement& load) {
-    const int layers = s.model.moe_layer_count();
-    constexpr std::int64_t kTokens = 1'000'000;
-    double sum = 0;
-    for (int l = 0; l < layers; ++l)
-        sum += max_over_mean(expected_gpu_tokens(*load.routing, load.placement, l, kTokens, s.model.moe.top_k));
-    return sum / layers;
 }
 
 // The routing-noise factor of a pool: the busiest GPU's expected share at a batch's tokens over its
 // large-batch limit (sim/moe/batch_expert_imbalance.hpp).
 std::function<double(std::int64_t)> expert_noise(const ServingScenario& s, const PoolExpertPlacement& load) {
-    auto curve = std::make_shared<const BatchImbalanceCurve>(*load.routing, load.placement, s.model.moe.top_k);
+    auto curve = std::make_shared<const BatchImbalanceCurve>(load.popularity, load.placement, s.model.moe.top_k);
     return [curve](std::int64_t tokens) { return curve->at(tokens) / curve->expected(); };
 }
 
-// One expert-parallel pool's expert load over time (sim/moe/expert_rebalancing.hpp): the routing
-// model's popularity at the start; the placement at the start (EPLB from that popularity when the pool
-// has redundant experts or rebalances, else experts in order, as expert_imbalance() places them); and
-// what a weight fetch costs. `fetch_from` says where the fetch bandwidth came from.
+// One expert-parallel pool's expert load over time (sim/moe/expert_rebalancing.hpp): the popularity and
+// placement at the start (pool_expert_placement), and what a weight fetch costs. `fetch_from` says where
+// the fetch bandwidth came from.
 ExpertLoadTimelineSpec expert_load_timeline_spec(const ServingScenario& s, const PoolPlan& pool, const CommLinks& links,
-                                                 std::uint64_t seed, std::string& fetch_from) {
+                                                 PoolExpertPlacement start, std::string& fetch_from) {
     const auto& moe = s.model.moe;
     const ParallelLayout& layout = pool.layout;
-    const int layers = s.model.moe_layer_count();
-    const std::unique_ptr<ExpertRoutingModel> routing = routing_model(s, seed);
     ExpertLoadTimelineSpec spec;
-    for (int l = 0; l < layers; ++l) spec.popularity.push_back(routing->popularity(l));
+    spec.popularity = std::move(start.popularity);
+    spec.placement = std::move(start.placement);
     spec.top_k = moe.top_k;
     spec.drift = s.drift;
     spec.rebalance = s.rebalance;
@@ -570,11 +554,6 @@ ExpertLoadTimelineSpec expert_load_timeline_spec(const ServingScenario& s, const
     spec.eplb.num_groups = moe.n_group;
     spec.eplb.num_nodes = std::max(1, layout.ep / links.gpus_per_host);
     spec.eplb.num_gpus = layout.ep;
-    if (pool.redundant_experts > 0 || s.rebalance)
-        spec.placement = rebalance_experts(spec.popularity, spec.eplb.num_replicas, spec.eplb.num_groups,
-                                           spec.eplb.num_nodes, spec.eplb.num_gpus);
-    else
-        spec.placement = contiguous_placement(layers, moe.routed_experts, layout.ep);
     // One routed expert of one MoE layer, as one EP rank holds it (its expert_tp share).
     int moe_layer = 0;
     while (!s.model.is_moe_layer(moe_layer)) ++moe_layer;
@@ -941,25 +920,22 @@ ServingConfig ServingRunner::costed_config(std::uint64_t seed) {
             continue;
         }
         ExecutionCostOptions o = s_.cost_options[i];
-        const bool expert_parallel = s_.model.moe.routed_experts > 0 && o.layout.ep > 1;
-        std::optional<PoolExpertPlacement> load;
-        if (expert_parallel) {
-            load = pool_expert_placement(s_, o.layout, s_.pools[i].redundant_experts, o.links.gpus_per_host, seed);
+        if (s_.model.moe.routed_experts > 0 && o.layout.ep > 1) {
+            PoolExpertPlacement load = pool_expert_placement(s_, s_.pools[i], o.links.gpus_per_host, seed);
             // Over time too, the noise factor is the first placement's (a ratio to its expected loads).
-            if (s_.batch_noise) o.expert_noise = expert_noise(s_, *load);
+            if (s_.batch_noise) o.expert_noise = expert_noise(s_, load);
+            o.expert_imbalance = placement_imbalance(load.popularity, load.placement, s_.model.moe.top_k);
+            if (s_.expert_load_over_time()) {
+                // Priced per run by PoolExpertLoad (attach_expert_load), at the imbalance of the moment.
+                timelines_.resize(config.pools.size());
+                fetch_from_.resize(config.pools.size());
+                level_models_.resize(config.pools.size());
+                timelines_[i] = expert_load_timeline_spec(s_, s_.pools[i], o.links, std::move(load), fetch_from_[i]);
+                imbalance_.push_back(o.expert_imbalance);
+                level_models_[i] = std::make_shared<ImbalanceCostModels>(s_.model, s_.kernels, o);
+                continue;
+            }
         }
-        if (s_.expert_load_over_time() && expert_parallel) {
-            // Priced per run by PoolExpertLoad (attach_expert_load), at the imbalance of the moment.
-            timelines_.resize(config.pools.size());
-            fetch_from_.resize(config.pools.size());
-            level_models_.resize(config.pools.size());
-            timelines_[i] = expert_load_timeline_spec(s_, s_.pools[i], o.links, seed, fetch_from_[i]);
-            imbalance_.push_back(
-                placement_imbalance(timelines_[i]->popularity, timelines_[i]->placement, s_.model.moe.top_k));
-            level_models_[i] = std::make_shared<ImbalanceCostModels>(s_.model, s_.kernels, o);
-            continue;
-        }
-        if (load) o.expert_imbalance = expert_imbalance(s_, *load);
         imbalance_.push_back(o.expert_imbalance);
         inst.cost = std::make_shared<ExecutionBatchCostModel>(s_.model, s_.kernels, o);
     }

@@ -1,6 +1,7 @@
 // Tests of the per-batch expert imbalance: its limits, and its agreement with sampled routings.
 #include "sim/moe/batch_expert_imbalance.hpp"
 
+#include "sim/moe/expert_routing_model.hpp"
 #include "sim/moe/gpu_expert_load.hpp"
 
 #include <catch2/catch.hpp>
@@ -21,6 +22,12 @@ double sampled_imbalance(const ExpertRoutingModel& r, const ExpertPlacement& p, 
     return sum / samples;
 }
 
+ExpertLoadMatrix popularities(const ExpertRoutingModel& r, int layers) {
+    ExpertLoadMatrix out;
+    for (int l = 0; l < layers; ++l) out.push_back(r.popularity(l));
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("one GPU holding every expert has no routing noise", "[moe][batch_imbalance]") {
@@ -36,7 +43,7 @@ TEST_CASE("one GPU holding every expert has no routing noise", "[moe][batch_imba
 TEST_CASE("balanced routing is unbalanced in small batches and balanced in large ones", "[moe][batch_imbalance]") {
     const BalancedRouting r(256);
     const ExpertPlacement p = contiguous_placement(2, 256, 32);
-    const BatchImbalanceCurve curve(r, p, 8);
+    const BatchImbalanceCurve curve(popularities(r, 2), p, 8);
     CHECK(curve.expected() == Approx(1.0));
     const double small = curve.at(32 * 16), medium = curve.at(32 * 128), large = curve.at(32 * 65536);
     CHECK(small > medium);
@@ -70,7 +77,8 @@ TEST_CASE("the normal model matches sampled routings of a skewed router on an EP
     ExpertLoadMatrix measured;
     for (int l = 0; l < layers; ++l) measured.push_back(selection_probabilities(r.popularity(l), 8));
     const ExpertPlacement eplb = rebalance_experts(measured, 80, 8, 2, gpus);
-    const BatchImbalanceCurve curve(r, eplb, 8);
+    const ExpertLoadMatrix measured_popularity = popularities(r, layers);
+    const BatchImbalanceCurve curve(measured_popularity, eplb, 8);
     double expected = 0;
     for (int l = 0; l < layers; ++l) expected += max_over_mean(expected_gpu_tokens(r, eplb, l, 1'000'000, 8));
     CHECK(curve.expected() == Approx(expected / layers));
