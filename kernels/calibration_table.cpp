@@ -180,7 +180,7 @@ const std::vector<std::string>& known_ops() {
         "gemm",         "grouped_gemm", "grouped_gemm_skewed", "attn_prefill", "attn_prefill_bwd",
         "attn_decode",  "copy",         "rmsnorm",             "silu_mul",     "rope",
         "residual_add", "fp8_quant",    "moe_gate",            "moe_topk",     "moe_permute",
-        "moe_unpermute"};
+        "moe_unpermute", "mla_decode"};
     return ops;
 }
 
@@ -188,6 +188,7 @@ bool op_accepts_dtype(const std::string& op, const std::string& dtype) {
     if (op == "copy") return dtype.empty() || dtype == "bf16" || dtype == "fp8";
     if (op == "moe_topk") return dtype == "fp32" || dtype == "bf16";
     if (op == "fp8_quant") return dtype == "fp8";
+    if (op == "mla_decode") return dtype == "bf16";  // FlashMLA's dense decoding reads a BF16 cache
     return dtype == "bf16" || dtype == "fp8";
 }
 

@@ -17,7 +17,8 @@ Provenance parse_provenance(const std::string& word);
 
 // One operator instance. Integer fields are 0 where the CSV field was empty (unused by the op).
 // Field meanings per op are in kernels/README.md; e.g. gemm: m tokens, n output features, k input
-// features (y = x W^T); attn_decode: batch requests, each one new token over `context` cached tokens.
+// features (y = x W^T); attn_decode: batch requests, each `seq` query tokens (empty: one) over `context`
+// cached tokens; mla_decode: the same over shared MLA latents of head_dim, V their first n columns.
 struct KernelShape {
     std::string op;
     std::string dtype;

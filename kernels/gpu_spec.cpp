@@ -1,8 +1,13 @@
 // Reading a GPU spec file (kernels/gpus/*.yaml) into GpuSpec, every field declared once and validated.
 #include "kernels/gpu_spec.hpp"
 
+#include "kernels/calibration_table.hpp"
 #include "sim/input/yaml_reader.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <filesystem>
 
 namespace clustersim {
@@ -36,6 +41,12 @@ FlopRate GpuSpec::peak_flop_rate(const std::string& dtype) const {
     return bf16_dense.value;
 }
 
+const PublishedKernelRates* GpuSpec::published_rates(const std::string& op, const std::string& dtype) const {
+    for (const auto& r : kernel_rates)
+        if (r.op == op && r.dtype == dtype) return &r;
+    return nullptr;
+}
+
 GpuSpec load_gpu_spec(const std::string& path) {
     Diagnostics diagnostics;
     auto doc = YamlDocument::load_file(path, diagnostics);
@@ -58,6 +69,25 @@ GpuSpec load_gpu_spec(const std::string& path) {
         spec.memory_efficiency = e.required<double>("memory", "fraction of peak HBM bandwidth", in_range(0.01, 1.0));
         spec.efficiency_source = e.required<std::string>("source", "where these fractions come from");
         e.finish();
+    }
+    for (MapReader k : r.list_of_maps("kernel_rates", "kernels' published achieved rates on this GPU", false)) {
+        PublishedKernelRates rates;
+        rates.op = k.required<std::string>("op", "operator name (kernels/README.md)");
+        rates.dtype = k.required<std::string>("dtype", "the operator's dtype");
+        rates.compute = k.required<FlopRate>("compute", "achieved FLOP rate when compute-bound", positive<FlopRate>());
+        rates.memory = k.required<Bandwidth>("memory", "achieved HBM bandwidth when memory-bound", positive<Bandwidth>());
+        rates.source = k.required<std::string>("source", "the document that publishes these rates");
+        const auto& ops = known_ops();
+        if (!rates.op.empty() && std::find(ops.begin(), ops.end(), rates.op) == ops.end())
+            k.error("op", fmt::format("expected one of the known operators ({}); found \"{}\"", fmt::join(ops, ", "), rates.op));
+        else if (!rates.op.empty() && !op_accepts_dtype(rates.op, rates.dtype))
+            k.error("dtype", fmt::format("operator {} does not take dtype \"{}\"", rates.op, rates.dtype));
+        if (rates.compute.value() > spec.peak_flop_rate(rates.dtype).value())
+            k.error("compute", "expected at most the datasheet peak of the dtype (a published rate above it is a typo)");
+        if (rates.memory.value() > spec.hbm_bandwidth.value.value())
+            k.error("memory", "expected at most the datasheet HBM bandwidth (a published rate above it is a typo)");
+        k.finish();
+        spec.kernel_rates.push_back(std::move(rates));
     }
     spec.derive_from = r.optional<std::string>("derive_from", "", "GPU whose measured tables are scaled for this one");
     r.finish();

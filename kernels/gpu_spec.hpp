@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace clustersim {
 
@@ -16,6 +17,17 @@ namespace clustersim {
 template <typename T>
 struct SourcedValue {
     T value{};
+    std::string source;
+};
+
+// A kernel's achieved rates as its authors publish them for this GPU ("up to" figures): the cost model
+// prices an operator that no table covers as max(FLOPs / compute, bytes / memory) with provenance
+// `published`, in place of the datasheet roofline at roofline_efficiency.
+struct PublishedKernelRates {
+    std::string op;     // a name of known_ops() (kernels/calibration_table.hpp)
+    std::string dtype;
+    FlopRate compute;   // achieved when compute-bound
+    Bandwidth memory;   // achieved when memory-bound
     std::string source;
 };
 
@@ -33,11 +45,14 @@ struct GpuSpec {
     double compute_efficiency = 1.0;
     double memory_efficiency = 1.0;
     std::string efficiency_source;
+    std::vector<PublishedKernelRates> kernel_rates;
     // A GPU without tables of its own is derived from this one's (by datasheet ratios); empty if none.
     std::string derive_from;
 
     // Peak dense tensor-core rate for a dtype name ("bf16", "fp8"); other dtypes use the BF16 rate.
     FlopRate peak_flop_rate(const std::string& dtype) const;
+    // The published rates for an op and dtype, or nullptr.
+    const PublishedKernelRates* published_rates(const std::string& op, const std::string& dtype) const;
 };
 
 // Loads kernels/gpus/<name>.yaml-style files; throws InputError with every problem found.

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 // length for prefill (and its backward), cached context for decode, size for copies. Interpolation runs along it first.
 int primary_axis(const std::string& op) {
     if (op == "attn_prefill" || op == "attn_prefill_bwd") return 8;  // seq
-    if (op == "attn_decode") return 9;   // context
+    if (op == "attn_decode" || op == "mla_decode") return 9;  // context
     if (op == "copy") return 10;         // bytes
     return 0;                            // m
 }
@@ -248,6 +248,15 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
     const double roof = out.roofline_bound.us();
 
     auto roofline_answer = [&] {
+        if (const PublishedKernelRates* rates = spec.published_rates(q.op, q.dtype)) {
+            // The kernel's own published rates on this GPU (kernels/gpus/<gpu>.yaml, kernel_rates).
+            const OperatorWork w = operator_work(q);
+            out.time = Time::from_seconds(std::max(w.bytes.value() / rates->memory.value(),
+                                                   w.uses_tensor_cores ? w.flops.value() / rates->compute.value() : 0.0));
+            out.provenance = Provenance::published;
+            out.basis = "published rates: " + rates->source;
+            return out;
+        }
         out.time = roofline_time(q, spec, true);
         out.provenance = Provenance::roofline;
         out.basis = "roofline";

@@ -17,6 +17,16 @@ double need(const KernelShape& s, std::int64_t value, const char* field) {
     return static_cast<double>(value);
 }
 
+// Attention's value head dimension: `n` where it differs from head_dim (MLA: 128 against 192), else head_dim.
+double value_head_dim(const KernelShape& s) {
+    return static_cast<double>(s.n > 0 ? s.n : s.head_dim);
+}
+
+// Decode: query tokens per request (`seq`; empty is one).
+double query_tokens(const KernelShape& s) {
+    return static_cast<double>(std::max<std::int64_t>(1, s.seq));
+}
+
 }  // namespace
 
 double element_bytes(const std::string& dtype) {
@@ -40,31 +50,44 @@ OperatorWork operator_work(const KernelShape& s) {
     } else if (s.op == "attn_prefill" || s.op == "attn_prefill_bwd") {
         const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
         const double kvh = need(s, s.kv_heads, "kv_heads"), t = need(s, s.seq, "seq");
+        const double dv = value_head_dim(s);
         const double c = static_cast<double>(std::max<std::int64_t>(0, s.context));  // cached prefix (0 in training)
-        // QK^T and PV are 2*d FLOPs per (query, key) pair each. With `c` cached tokens every new query sees the
+        // QK^T is 2*d and PV 2*dv FLOPs per (query, key) pair. With `c` cached tokens every new query sees the
         // whole prefix and, causally, the new tokens up to itself: t*(t+1)/2 + t*c pairs per head.
         const double pairs = t * (t + 1.0) / 2.0 + t * c;
         // Forward: read Q and write O over the t new tokens (h heads), read K and V over all t + c tokens.
-        const double forward_bytes = b * d * (2.0 * h * t + 2.0 * kvh * (t + c)) * e;
+        const double forward_bytes = b * (h * t * (d + dv) + kvh * (t + c) * (d + dv)) * e;
         if (s.op == "attn_prefill") {
-            w.flops = Flops(b * h * 4.0 * d * pairs);
+            w.flops = Flops(b * h * 2.0 * (d + dv) * pairs);
             w.bytes = Bytes(forward_bytes);
         } else {
             // FlashAttention-2's backward (Dao 2023, section 3.2) runs five matmuls per pair against the
             // forward's two (S = QK^T recomputed, dV, dP, dQ, dK): 2.5x the forward's FLOPs. It reads Q, K, V,
             // O and dO and writes dQ, dK and dV: eight tensors against the forward's four, the same sizes
             // pairwise (O, dO, dQ like Q; dK, dV like K, V), so twice the forward's bytes.
-            w.flops = Flops(2.5 * b * h * 4.0 * d * pairs);
+            w.flops = Flops(2.5 * b * h * 2.0 * (d + dv) * pairs);
             w.bytes = Bytes(2.0 * forward_bytes);
         }
         w.uses_tensor_cores = true;
     } else if (s.op == "attn_decode") {
+        // `seq` query tokens per request (1, or 1 + the speculative drafts) over one read of the request's cache.
         const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
         const double kvh = need(s, s.kv_heads, "kv_heads"), c = need(s, s.context, "context");
-        w.flops = Flops(b * h * 4.0 * d * c);
-        // The KV cache read dominates; a weight-absorbed MLA row has kv_heads 1 and head_dim 576 and
-        // reads the latent once for K and V, which this count takes as two reads (an upper bound).
-        w.bytes = Bytes(b * (2.0 * kvh * c * d + 2.0 * h * d) * e);
+        const double q = query_tokens(s), dv = value_head_dim(s);
+        w.flops = Flops(b * q * h * 2.0 * (d + dv) * c);
+        w.bytes = Bytes(b * (kvh * c * (d + dv) + q * h * (d + dv)) * e);  // K and V read once; Q in, O out
+        w.uses_tensor_cores = true;
+    } else if (s.op == "mla_decode") {
+        // Weight-absorbed MLA decode (FlashMLA's dense decoding kernel, "MQA mode"): each cached token is one
+        // latent of head_dim (576 for DeepSeek-V3: 512 + 64 RoPE) serving as K for every query head, and its
+        // first n (512) columns as V. FlashMLA's deep dive (deepseek-ai/FlashMLA,
+        // docs/20250422-new-kernel-deep-dive.md) counts 2 h s_q s_k (d_k + d_v) FLOPs and reads the latent once:
+        // bytes (h s_q d_k + s_k d_k + h s_q d_v) x 2 per request.
+        const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
+        const double c = need(s, s.context, "context"), dv = need(s, s.n, "n");
+        const double q = query_tokens(s);
+        w.flops = Flops(b * q * h * 2.0 * (d + dv) * c);
+        w.bytes = Bytes(b * (c * d + q * h * (d + dv)) * e);
         w.uses_tensor_cores = true;
     } else if (s.op == "copy") {
         w.bytes = Bytes(2.0 * need(s, s.bytes, "bytes"));  // read and write

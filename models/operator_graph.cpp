@@ -17,6 +17,7 @@ const char* to_string(OpKind k) {
         case OpKind::attn_prefill: return "attn_prefill";
         case OpKind::attn_prefill_bwd: return "attn_prefill_bwd";
         case OpKind::attn_decode: return "attn_decode";
+        case OpKind::mla_decode: return "mla_decode";
         case OpKind::rmsnorm: return "rmsnorm";
         case OpKind::layernorm: return "layernorm";
         case OpKind::rope: return "rope";
@@ -69,7 +70,7 @@ const char* to_string(Phase p) {
 }
 
 std::int64_t BatchShape::tokens(Phase phase) const {
-    if (phase == Phase::decode) return static_cast<std::int64_t>(kv_lengths.size());
+    if (phase == Phase::decode) return static_cast<std::int64_t>(kv_lengths.size()) * query_tokens;
     return sequences * seq;
 }
 
@@ -81,6 +82,7 @@ std::string kernel_op(const Operator& op) {
         case OpKind::attn_prefill: return "attn_prefill";
         case OpKind::attn_prefill_bwd: return "attn_prefill_bwd";
         case OpKind::attn_decode: return "attn_decode";
+        case OpKind::mla_decode: return "mla_decode";
         case OpKind::rmsnorm: return "rmsnorm";
         case OpKind::rope: return "rope";
         case OpKind::silu_mul: return "silu_mul";
@@ -327,25 +329,31 @@ private:
         return c;
     }
 
+    // `shared_latent`: weight-absorbed MLA decode, where one cached latent of qk_dim is K and its first
+    // v_dim columns are V (FlashMLA); otherwise K and V are separate (cache_dim_per_token counts both).
     void attention_core(int layer, std::int64_t heads, std::int64_t kv_heads, std::int64_t qk_dim, std::int64_t v_dim,
-                        std::int64_t cache_dim_per_token, const std::string& name) {
+                        std::int64_t cache_dim_per_token, const std::string& name, bool shared_latent = false) {
         const bool decode = o_.phase == Phase::decode;
         const std::int64_t chunk = m_.is_chunked_layer(layer) ? m_.attention.chunk_size : 0;
-        Operator op = base(decode ? OpKind::attn_decode : OpKind::attn_prefill, name);
+        Operator op = base(decode ? (shared_latent ? OpKind::mla_decode : OpKind::attn_decode) : OpKind::attn_prefill,
+                           name);
         op.heads = heads;
         op.kv_heads = kv_heads;
         op.head_dim = qk_dim;
+        if (v_dim != qk_dim) op.n = v_dim;  // the kernel shape's value head dim (kernels/README.md)
         const double per_pair = 2.0 * d(heads) * d(qk_dim + v_dim);
         if (decode) {
+            // Each request's query tokens (1 + speculative drafts) attend to its cache, read once per step.
             const auto ctx = decode_contexts(layer);
+            const std::int64_t q = o_.batch.query_tokens;
             double pairs = 0;
             for (auto c : ctx) pairs += d(c);
             op.batch = static_cast<std::int64_t>(ctx.size());
-            op.seq = 1;
+            op.seq = q;
             op.context = ctx.empty() ? 0 : static_cast<std::int64_t>(std::llround(pairs / d(ctx.size())));
-            op.flops = Flops(per_pair * pairs);
-            op.bytes_read = Bytes(pairs * d(cache_dim_per_token) * 2 + d(op.batch) * d(heads) * d(qk_dim) * 2);
-            op.bytes_written = Bytes(d(op.batch) * d(heads) * d(v_dim) * 2);
+            op.flops = Flops(per_pair * pairs * d(q));
+            op.bytes_read = Bytes(pairs * d(cache_dim_per_token) * 2 + d(op.batch * q) * d(heads) * d(qk_dim) * 2);
+            op.bytes_written = Bytes(d(op.batch * q) * d(heads) * d(v_dim) * 2);
         } else {
             const auto& b = o_.batch;
             op.batch = b.sequences;
@@ -387,7 +395,7 @@ private:
                 // W_UV into the output, so attention runs over the 512 + 64 latent as one shared KV head.
                 grouped_gemm(p + "q_absorb_uk", heads, d(T) * d(heads), a.kv_lora_rank, a.qk_nope_head_dim, false);
                 attention_core(layer, heads, 1, a.kv_lora_rank + a.qk_rope_head_dim, a.kv_lora_rank,
-                               a.kv_lora_rank + a.qk_rope_head_dim, p + "mla_decode");
+                               a.kv_lora_rank + a.qk_rope_head_dim, p + "mla_decode", true);
                 grouped_gemm(p + "out_absorb_uv", heads, d(T) * d(heads), a.v_head_dim, a.kv_lora_rank, false);
             } else {
                 // Naive form: up-project the latent of every attended token (cached prefix included) to K, V.
@@ -575,7 +583,7 @@ std::vector<Operator> derive(const std::vector<Tagged>& fwd, Phase phase) {
             op.flops = Flops(2.0 * logits);
             op.bytes_read = Bytes(kCrossEntropyBackwardRead * logits);
             op.bytes_written = Bytes(kCrossEntropyBackwardWritten * logits);
-        } else if (op.kind == OpKind::attn_decode) {
+        } else if (op.kind == OpKind::attn_decode || op.kind == OpKind::mla_decode) {
             throw std::logic_error("decode has no backward pass");
         } else {
             // Element-wise: the input gradient reads the output gradient and the forward's inputs again.
@@ -594,6 +602,7 @@ void check(const ModelSpec& m, const OperatorGraphOptions& o) {
     validate_layout(m, o.layout);
     if (o.phase == Phase::decode) {
         if (o.batch.kv_lengths.empty()) throw std::invalid_argument("decode needs at least one request in kv_lengths");
+        if (o.batch.query_tokens < 1) throw std::invalid_argument("decode needs query_tokens >= 1 per request");
     } else if (o.batch.sequences < 1 || o.batch.seq < 1) {
         throw std::invalid_argument(fmt::format("{} needs sequences >= 1 and seq >= 1", to_string(o.phase)));
     }

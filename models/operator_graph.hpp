@@ -4,8 +4,10 @@
 // Shapes follow the kernel cost model's query (kernels/): op,dtype,m,n,k,groups,batch,heads,kv_heads,
 // head_dim,seq,context,bytes. gemm: m tokens, n output features, k input features (y = x W^T);
 // grouped_gemm: `groups` experts (or heads) each with m tokens; attn_prefill: `batch` sequences of
-// `seq` new tokens after `context` cached ones; attn_decode: one token for each of `batch` requests
-// over `context` cached tokens (mean when lengths differ; FLOPs and bytes use every length).
+// `seq` new tokens after `context` cached ones (n: the value head dim where it differs from head_dim);
+// attn_decode: `seq` query tokens (1, or 1 + speculative drafts) for each of `batch` requests over
+// `context` cached tokens (mean when lengths differ; FLOPs and bytes use every length); mla_decode: the
+// same for weight-absorbed MLA, one shared latent of head_dim per cached token, V its first n columns.
 // Communication operators (kind collective) mark where the simulator inserts a collective; their
 // payload is comm_bytes per rank. Operators run in the order given.
 #pragma once
@@ -25,6 +27,7 @@ enum class OpKind {
     attn_prefill,
     attn_prefill_bwd,  // the input-gradient pass of attn_prefill (training): its own kernel, not the forward's
     attn_decode,
+    mla_decode,  // weight-absorbed MLA decode (FlashMLA): one latent per cached token is K and V
     rmsnorm,
     layernorm,
     rope,
@@ -91,6 +94,8 @@ struct BatchShape {
     std::int64_t seq = 0;
     std::int64_t cached_prefix = 0;
     std::vector<std::int64_t> kv_lengths;
+    // Decode: query tokens per request in one step (1 + speculative drafts); they read the cache once.
+    std::int64_t query_tokens = 1;
 
     std::int64_t tokens(Phase phase) const;
 };

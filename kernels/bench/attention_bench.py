@@ -13,9 +13,13 @@ import torch
 import torch.nn.functional as F
 
 # (heads, kv_heads, head_dim) per model, public configs: Llama 3 8B/70B/405B, Qwen3-235B-A22B,
-# Mixtral 8x7B, Llama 4, DeepSeek-V3 MLA prefill in its naive form (128 heads, qk 192 -> padded as
-# head_dim 192 for q/k and v), and weight-absorbed MLA decode (128 heads over one 576-wide latent).
-PREFILL = [(32, 8, 128), (64, 8, 128), (128, 8, 128), (64, 4, 128), (40, 8, 128), (128, 128, 192)]
+# Mixtral 8x7B, Llama 4, DeepSeek-V3 MLA prefill in its naive form (128 heads, q/k 192, v 128: the row's
+# n is the value head dim), and weight-absorbed MLA decode emulated as MQA (128 heads over one 576-wide
+# K and V; FlashMLA, which reads the latent once as both, is not installed here: mla_decode is priced
+# from FlashMLA's published rates, kernels/gpus/h800-sxm.yaml).
+# (heads, kv_heads, head_dim, value head_dim)
+PREFILL = [(32, 8, 128, 128), (64, 8, 128, 128), (128, 8, 128, 128), (64, 4, 128, 128), (40, 8, 128, 128),
+           (128, 128, 192, 128)]
 DECODE = [(32, 8, 128), (64, 8, 128), (64, 4, 128), (40, 8, 128), (128, 1, 576)]
 
 
@@ -68,15 +72,15 @@ def main():
     if a.op in ("attn_prefill", "attn_prefill_bwd"):
         backward = a.op == "attn_prefill_bwd"
         seqs = [128, 512, 2048, 8192] if a.quick else [128, 256, 512, 1024, 2048, 4096, 8192, 16384]
-        for h, kvh, d in PREFILL:
+        for h, kvh, d, dv in PREFILL:
             for seq in seqs:
                 batch = max(1, 16384 // seq)
                 q = torch.randn(batch, h, seq, d, device=dev, dtype=dt, requires_grad=backward)
                 k = torch.randn(batch, kvh, seq, d, device=dev, dtype=dt, requires_grad=backward)
-                v = torch.randn(batch, kvh, seq, d, device=dev, dtype=dt, requires_grad=backward)
+                v = torch.randn(batch, kvh, seq, dv, device=dev, dtype=dt, requires_grad=backward)
                 fwd = lambda i=0: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kvh != h)
                 if backward:
-                    d_out = torch.randn(batch, h, seq, d, device=dev, dtype=dt)
+                    d_out = torch.randn(batch, h, seq, dv, device=dev, dtype=dt)
                     # The same call, then its backward: dQ, dK, dV from dO (reads Q, K, V, O, dO).
                     both = lambda i=0: torch.autograd.grad(fwd(i), (q, k, v), d_out)
                 try:
@@ -90,9 +94,9 @@ def main():
                     else:
                         p10, p50, p90, reps = time_graph(fwd, iters)
                 except Exception as ex:  # a backend may refuse a shape: report it, keep going
-                    print(f"skipped {a.op} h{h} kv{kvh} d{d} seq{seq}: {ex}", file=sys.stderr)
+                    print(f"skipped {a.op} h{h} kv{kvh} d{d} dv{dv} seq{seq}: {ex}", file=sys.stderr)
                     continue
-                rows.append((a.op, "bf16", batch, h, kvh, d, seq, "", p50, p10, p90, reps))
+                rows.append((a.op, "bf16", dv if dv != d else "", batch, h, kvh, d, seq, "", p50, p10, p90, reps))
                 print(f"{a.op} h{h} kv{kvh} d{d} b{batch} s{seq}: {p50:.1f} us", flush=True)
                 del q, k, v
     else:
@@ -114,7 +118,7 @@ def main():
                     except Exception as ex:
                         print(f"skipped decode h{h} kv{kvh} d{d} b{batch} c{ctx}: {ex}", file=sys.stderr)
                         continue
-                    rows.append(("attn_decode", "bf16", batch, h, kvh, d, "", ctx, p50, p10, p90, reps))
+                    rows.append(("attn_decode", "bf16", "", batch, h, kvh, d, "", ctx, p50, p10, p90, reps))
                     print(f"decode h{h} kv{kvh} d{d} b{batch} c{ctx}: {p50:.1f} us", flush=True)
                     del ks, vs
     with open(a.out, "w") as f:
@@ -127,12 +131,12 @@ def main():
                       "timed the same way" if a.op == "attn_prefill_bwd" else "")
         f.write("# method: torch.nn.functional.scaled_dot_product_attention (backend chosen by PyTorch among flash, "
                 "cuDNN, memory-efficient), bf16, causal for prefill; CUDA graph of back-to-back calls timed with CUDA "
-                "events; decode K/V rotated past 3x L2; MLA prefill as 128 heads of 192; absorbed MLA decode as "
-                f"128 heads over one 576-wide latent used as K and V{bwd_method}; percentiles over {iters} replays\n")
+                "events; decode K/V rotated past 3x L2; MLA prefill as 128 heads of q/k 192 and v 128; absorbed MLA "
+                f"decode emulated as MQA, 128 heads over one 576-wide K and V{bwd_method}; percentiles over {iters} replays\n")
         f.write("# provenance: measured\n")
         f.write("op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us_p50,time_us_p10,time_us_p90,reps\n")
-        for op, dt_, b, h, kvh, d, seq, ctx, p50, p10, p90, reps in rows:
-            f.write(f"{op},{dt_},,,,,{b},{h},{kvh},{d},{seq},{ctx},,{p50:.4f},{p10:.4f},{p90:.4f},{reps}\n")
+        for op, dt_, n, b, h, kvh, d, seq, ctx, p50, p10, p90, reps in rows:
+            f.write(f"{op},{dt_},,{n},,,{b},{h},{kvh},{d},{seq},{ctx},,{p50:.4f},{p10:.4f},{p90:.4f},{reps}\n")
 
 
 if __name__ == "__main__":

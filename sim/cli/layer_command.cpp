@@ -24,6 +24,7 @@ struct LayerArgs {
     std::int64_t batch = 1;
     std::optional<std::int64_t> seq;
     std::optional<std::int64_t> context;
+    std::optional<std::int64_t> query_tokens;
     int tp = 1;
     int ep = 1;
     std::optional<int> layer;
@@ -48,6 +49,7 @@ OperatorGraphOptions graph_options(const LayerArgs& a) {
     if (a.phase == "prefill") {
         if (!a.seq) fail("--seq", "prefill needs --seq (new tokens per sequence)");
         if (a.context) fail("--context", "--context is for decode; prefill takes --seq");
+        if (a.query_tokens) fail("--query-tokens", "--query-tokens is for decode; prefill takes --seq");
         o.phase = Phase::prefill;
         o.batch.sequences = a.batch;
         o.batch.seq = *a.seq;
@@ -56,6 +58,7 @@ OperatorGraphOptions graph_options(const LayerArgs& a) {
         if (a.seq) fail("--seq", "--seq is for prefill; decode takes --context");
         o.phase = Phase::decode;
         o.batch.kv_lengths.assign(static_cast<std::size_t>(a.batch), *a.context);
+        o.batch.query_tokens = a.query_tokens.value_or(1);
     }
     return o;
 }
@@ -107,6 +110,9 @@ Command add_layer_command(CLI::App& app) {
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 24));
     cmd->add_option("--context", args->context, "Decode: cached tokens per request")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 24));
+    cmd->add_option("--query-tokens", args->query_tokens,
+                    "Decode: tokens per request in one step (1 + speculative drafts, e.g. 2 with one MTP draft)")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{64}));
     cmd->add_option("--tp", args->tp, "Tensor parallelism (attention, dense FFN, shared experts)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);

@@ -69,6 +69,9 @@ std::string phase_batch_text(const OperatorGraphOptions& o) {
         const auto& kv = o.batch.kv_lengths;
         const auto [lo, hi] = std::minmax_element(kv.begin(), kv.end());
         const std::string context = *lo == *hi ? fmt::format("{}", *lo) : fmt::format("{}..{}", *lo, *hi);
+        if (o.batch.query_tokens > 1)
+            return fmt::format("{} requests, {} query tokens each (speculative drafts) over {} cached tokens", kv.size(),
+                               o.batch.query_tokens, context);
         return fmt::format("{} requests, one new token each over {} cached tokens", kv.size(), context);
     }
     std::string text = fmt::format("{} sequences x {} new tokens", o.batch.sequences, o.batch.seq);
@@ -104,9 +107,12 @@ KernelShape kernel_shape(const Operator& op) {
     // of a decode step, its n_group of top-k, n = heads x dim of RoPE) would push the query off the grid.
     if (s.op == "grouped_gemm") {
         s.m = op.m; s.n = op.n; s.k = op.k; s.groups = op.groups;
-    } else if (s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode") {
+    } else if (s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode" || s.op == "mla_decode") {
         s.batch = op.batch; s.heads = op.heads; s.kv_heads = op.kv_heads; s.head_dim = op.head_dim;
-        if (s.op != "attn_decode") s.seq = op.seq;
+        s.n = op.n;  // the value head dim where it differs from head_dim (MLA), else empty
+        // Decode: query tokens per request only when more than one (speculative drafts), as the tables' rows.
+        const bool decode = s.op == "attn_decode" || s.op == "mla_decode";
+        if (!decode || op.seq > 1) s.seq = op.seq;
         // Decode: the cached tokens. Prefill: the cached prefix, which the tables' prefill rows do not have;
         // such a query is answered off the measured lines (or by the roofline), whose work counts the new
         // tokens' causal square and their pairs with every cached token (kernels/operator_work.cpp).
@@ -247,17 +253,17 @@ std::string layer_cost_text(const LayerCost& cost) {
                        o.precision == Precision::fp8 ? "fp8" : "bf16", layout_text(o.layout));
     std::size_t name_width = 4;
     for (const auto& c : cost.operators) name_width = std::max(name_width, c.op.name.size());
-    out += fmt::format("\n{:<{}}  {:<13} {:<5} {:>8} {:>8} {:>10} {:>6}  {:<12}  {}\n", "operator", name_width, "kind",
+    out += fmt::format("\n{:<{}}  {:<16} {:<5} {:>8} {:>8} {:>10} {:>6}  {:<12}  {}\n", "operator", name_width, "kind",
                        "dtype", "FLOPs", "bytes", "time_us", "share", "provenance", "shape");
     for (const auto& c : cost.operators) {
         if (c.priced) {
             const double share = cost.compute_time > Time::zero() ? c.prediction.time / cost.compute_time : 0.0;
-            out += fmt::format("{:<{}}  {:<13} {:<5} {:>8} {:>8} {:>10.2f} {:>5.1f}%  {:<12}  {}\n", c.op.name,
+            out += fmt::format("{:<{}}  {:<16} {:<5} {:>8} {:>8} {:>10.2f} {:>5.1f}%  {:<12}  {}\n", c.op.name,
                                name_width, to_string(c.op.kind), to_string(c.op.dtype), si(c.op.flops.flops()),
                                si((c.op.bytes_read + c.op.bytes_written).bytes()), c.prediction.time.us(),
                                100.0 * share, to_string(c.prediction.provenance), shape_text(c.op));
         } else {
-            out += fmt::format("{:<{}}  {:<13} {:<5} {:>8} {:>8} {:>10} {:>6}  {:<12}  payload {}B per rank\n",
+            out += fmt::format("{:<{}}  {:<16} {:<5} {:>8} {:>8} {:>10} {:>6}  {:<12}  payload {}B per rank\n",
                                c.op.name, name_width, to_string(c.op.comm), "", "", "", "excluded", "",
                                "not priced", si(c.op.comm_bytes.bytes()));
         }

@@ -17,7 +17,7 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
 }
 
 bool is_attention(OpKind k) {
-    return k == OpKind::attn_prefill || k == OpKind::attn_decode;
+    return k == OpKind::attn_prefill || k == OpKind::attn_decode || k == OpKind::mla_decode;
 }
 
 }  // namespace
@@ -64,16 +64,18 @@ Time ExecutionBatchCostModel::iteration_time(const BatchWork& work) {
     const std::int64_t prefill_tokens = std::max(ceil_div(work.prefill_tokens, dp), work.prefill_max_chunk);
     const std::int64_t prefill_sequences =
         work.prefill_tokens > 0 ? std::min(prefill_tokens, ceil_div(work.prefill_sequences, dp)) : 0;
-    const std::int64_t decode_tokens = ceil_div(work.decode_requests, dp) * work.decode_tokens_per_request;
+    const std::int64_t decode_requests = ceil_div(work.decode_requests, dp);
+    const std::int64_t per_request = std::max<std::int64_t>(1, work.decode_tokens_per_request);
     // Expert-parallel MoE work is spread over all ranks: each rank's experts see the mean tokens.
     const std::int64_t mean_tokens =
         ceil_div(work.prefill_tokens + work.decode_requests * work.decode_tokens_per_request, dp);
     const Key key{bucket(prefill_tokens),
                   bucket(prefill_sequences),
                   prefill_tokens > 0 ? bucket(work.prefill_context) : 0,
-                  bucket(decode_tokens),
-                  decode_tokens > 0 ? bucket(std::max<std::int64_t>(1, work.decode_context)) : 0,
-                  dp > 1 ? bucket(mean_tokens) : 0};
+                  bucket(decode_requests),
+                  decode_requests > 0 ? bucket(std::max<std::int64_t>(1, work.decode_context)) : 0,
+                  dp > 1 ? bucket(mean_tokens) : 0,
+                  decode_requests > 0 ? per_request : 0};
     ++lookups_;
     auto it = memo_.find(key);
     if (it == memo_.end()) it = memo_.emplace(key, price(key)).first;
@@ -129,7 +131,9 @@ Time ExecutionBatchCostModel::communication_time(const Operator& op) const {
 }
 
 ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) const {
-    const auto [prefill_tokens, prefill_sequences, prefill_context, decode_tokens, decode_context, mean_tokens] = key;
+    const auto [prefill_tokens, prefill_sequences, prefill_context, decode_requests, decode_context, mean_tokens,
+                per_request] = key;
+    const std::int64_t decode_tokens = decode_requests * per_request;
     const std::int64_t tokens = prefill_tokens + decode_tokens;
     // With attention DP and EP, the routed experts (and their dispatch and combine) process the mean
     // tokens per rank, the rest of the layer the busiest rank's tokens.
@@ -225,7 +229,8 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
         if (decode_tokens > 0) {
             OperatorGraphOptions decode = linear;
             decode.phase = Phase::decode;
-            decode.batch.kv_lengths.assign(static_cast<std::size_t>(decode_tokens), decode_context);
+            decode.batch.kv_lengths.assign(static_cast<std::size_t>(decode_requests), decode_context);
+            decode.batch.query_tokens = per_request;  // MTP drafts share their request's cache read (FlashMLA s_q)
             for (const auto& c : predict_layer_cost(model_, layer, decode, *kernels_).operators)
                 if (c.priced && is_attention(c.op.kind)) account(c);
         }

@@ -154,7 +154,10 @@ private:
     };
     // Per busiest rank (prefill tokens, prefill sequences, prefill context, decode tokens, decode
     // context), and the mean tokens per rank (what each rank's experts receive under EP).
-    using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+    // prefill tokens, prefill sequences, prefill context, decode requests, decode context (bucketed), mean
+    // tokens per rank for the experts (bucketed), decode tokens per request.
+    using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                           std::int64_t>;
     Priced price(const Key& key) const;
 
     ModelSpec model_;

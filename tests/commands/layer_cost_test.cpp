@@ -175,9 +175,14 @@ TEST_CASE("kernel queries carry only the fields their tables fill") {
     o.precision = Precision::fp8;
     const LayerCost cost = predict_layer_cost(m, 3, o, h100_roofline());
     const KernelShape attention = kernel_shape(find(cost, "L3.attn.mla_decode").op);
-    CHECK(attention.op == "attn_decode");
+    CHECK(attention.op == "mla_decode");
     CHECK(attention.seq == 0);  // the graph's one new token is implied by decode
     CHECK(attention.context == 1001);
+    CHECK(attention.n == 512);
+    OperatorGraphOptions drafts = o;
+    drafts.batch.query_tokens = 2;
+    const LayerCost with_drafts = predict_layer_cost(m, 3, drafts, h100_roofline());
+    CHECK(kernel_shape(find(with_drafts, "L3.attn.mla_decode").op).seq == 2);
     const KernelShape quantize = kernel_shape(find(cost, "L3.attn.o_proj.quantize").op);
     CHECK(quantize.op == "fp8_quant");
     CHECK(quantize.dtype == "fp8");

@@ -51,4 +51,32 @@ TEST_CASE("a spec with a missing source or a unit-less number is rejected with e
     }
 }
 
+TEST_CASE("the H800 spec prices FlashMLA decoding at DeepSeek's published rates", "[kernels]") {
+    const GpuSpec h800 = load_gpu_spec(test::real_kernels_dir() + "/gpus/h800-sxm.yaml");
+    const PublishedKernelRates* rates = h800.published_rates("mla_decode", "bf16");
+    REQUIRE(rates);
+    CHECK(rates->compute.tflops() == Approx(660.0));
+    CHECK(rates->memory.gb_per_second() == Approx(3000.0));
+    CHECK(rates->source.find("FlashMLA") != std::string::npos);
+    CHECK(h800.published_rates("mla_decode", "fp8") == nullptr);
+    CHECK(h800.published_rates("attn_decode", "bf16") == nullptr);
+}
+
+TEST_CASE("published kernel rates naming an unknown op, a wrong dtype or rates above the datasheet are rejected",
+          "[kernels]") {
+    try {
+        load_gpu_spec(test::kernel_fixtures() + "/gpus/synth-bad-rates.yaml");
+        FAIL("expected an InputError");
+    } catch (const InputError& e) {
+        const std::string text = e.what();
+        INFO(text);
+        CHECK(e.diagnostics().size() == 4);
+        CHECK(text.find("flash_decode") != std::string::npos);
+        CHECK(text.find("does not take dtype \"fp8\"") != std::string::npos);
+        CHECK(text.find("at most the datasheet peak") != std::string::npos);
+        CHECK(text.find("at most the datasheet HBM bandwidth") != std::string::npos);
+        CHECK(text.find("synth-bad-rates.yaml:") != std::string::npos);
+    }
+}
+
 }  // namespace clustersim

@@ -1,6 +1,7 @@
 // Tests of KernelCostModel on the synthetic "synth" GPU: exact points, interpolation, extrapolation,
 // roofline fallback, derived profiles, leave-one-out and the query command.
 #include "kernels/kernel_cost_model.hpp"
+#include "kernels/operator_work.hpp"
 #include "sim/input/diagnostics.hpp"
 #include "tests/kernels/test_paths.hpp"
 
@@ -98,6 +99,36 @@ TEST_CASE("an operator without a table is a pure roofline with the spec's effici
     const double expected_us = (2.0 * 1024 * 4096 + 4096) * 2.0 / (2000e9 * 0.9) * 1e6;
     CHECK(p.time.us() == Approx(expected_us).epsilon(1e-6));
     CHECK(p.time == roofline_time(s, model.profile().spec, true));
+}
+
+TEST_CASE("an operator with published kernel rates and no table is priced at those rates", "[kernels]") {
+    const KernelCostModel h800(load_gpu_profile(test::real_kernels_dir(), "h800-sxm"));
+    KernelShape s;
+    s.op = "mla_decode";
+    s.dtype = "bf16";
+    s.batch = 64;
+    s.heads = 128;
+    s.kv_heads = 1;
+    s.head_dim = 576;
+    s.n = 512;
+    s.context = 5000;
+    for (const std::int64_t query_tokens : {1, 2}) {
+        INFO("query tokens " << query_tokens);
+        s.seq = query_tokens;
+        const OperatorWork w = operator_work(s);
+        const KernelPrediction p = h800.predict(s);
+        CHECK(p.provenance == Provenance::published);
+        CHECK(p.basis.find("FlashMLA") != std::string::npos);
+        // Compute-bound at h x s_q = 128 and 256 (FlashMLA's deep dive): the FLOPs at 660 TFLOPS.
+        CHECK(p.time.seconds() == Approx(w.flops.flops() / 660e12));
+        CHECK(p.time >= p.roofline_bound);
+    }
+    s.heads = 16;  // 16 heads, one token: memory-bound, the bytes at 3000 GB/s
+    s.seq = 0;
+    CHECK(h800.predict(s).time.seconds() == Approx(operator_work(s).bytes.bytes() / 3000e9));
+    // A GPU without published rates for the op answers with its roofline.
+    const KernelCostModel h100(load_gpu_profile(test::real_kernels_dir(), "h100-sxm"));
+    CHECK(h100.predict(s).provenance == Provenance::roofline);
 }
 
 TEST_CASE("a published table answers exactly with provenance published", "[kernels]") {

@@ -62,6 +62,50 @@ TEST_CASE("the attention backward is 2.5x the forward's FLOPs and twice its byte
     CHECK_THROWS_WITH(operator_work(missing), Catch::Contains("attn_prefill_bwd") && Catch::Contains("seq"));
 }
 
+TEST_CASE("decode attention reads each request's cache once for all its query tokens", "[kernels]") {
+    KernelShape one = attention("attn_decode", 16, 0, 4000);
+    KernelShape two = one;
+    two.seq = 2;  // one speculative draft
+    const OperatorWork w1 = operator_work(one), w2 = operator_work(two);
+    CHECK(w1.flops.flops() == Approx(16 * 32 * 4.0 * 128 * 4000));
+    CHECK(w2.flops.flops() == Approx(2 * w1.flops.flops()));
+    const double cache = 16.0 * 2 * 8 * 128 * 4000 * 2;  // K and V of 8 heads, bf16
+    CHECK(w1.bytes.bytes() == Approx(cache + 16.0 * 2 * 32 * 128 * 2));
+    CHECK(w2.bytes.bytes() == Approx(cache + 16.0 * 4 * 32 * 128 * 2));
+}
+
+TEST_CASE("attention with a value head narrower than the key head counts both dims", "[kernels]") {
+    KernelShape mla = attention("attn_prefill", 1, 1024, 0);  // MLA prefill: q/k 192, v 128
+    mla.heads = mla.kv_heads = 128;
+    mla.head_dim = 192;
+    mla.n = 128;
+    const double pairs = 1024.0 * 1025 / 2;
+    CHECK(operator_work(mla).flops.flops() == Approx(128 * 2.0 * (192 + 128) * pairs));
+    CHECK(operator_work(mla).bytes.bytes() == Approx(2.0 * 128 * 1024 * (192 + 128) * 2));
+}
+
+TEST_CASE("MLA decode counts FlashMLA's FLOPs and reads the shared latent once", "[kernels]") {
+    KernelShape s;
+    s.op = "mla_decode";
+    s.dtype = "bf16";
+    s.batch = 64;
+    s.heads = 128;
+    s.kv_heads = 1;
+    s.head_dim = 576;
+    s.n = 512;
+    s.seq = 2;
+    s.context = 5000;
+    const OperatorWork w = operator_work(s);
+    // 2 h s_q s_k (d_k + d_v) per request (deepseek-ai/FlashMLA docs/20250422-new-kernel-deep-dive.md).
+    CHECK(w.flops.flops() == Approx(64 * 2.0 * 128 * 2 * 5000 * (576 + 512)));
+    // (h s_q d_k + s_k d_k + h s_q d_v) x 2 bytes per request.
+    CHECK(w.bytes.bytes() == Approx(64 * 2.0 * (128 * 2 * 576 + 5000 * 576 + 128 * 2 * 512)));
+    // About 2 h s_q FLOPs per byte: compute-bound on a Hopper GPU at h s_q = 256.
+    CHECK(w.flops.flops() / w.bytes.bytes() > 400);
+    s.n = 0;
+    CHECK_THROWS_WITH(operator_work(s), Catch::Contains("mla_decode") && Catch::Contains("\"n\""));
+}
+
 TEST_CASE("attn_prefill_bwd is a known operator with its own table rows", "[kernels]") {
     CHECK(std::find(known_ops().begin(), known_ops().end(), "attn_prefill_bwd") != known_ops().end());
     const std::filesystem::path file = std::filesystem::temp_directory_path() / "clustersim-attn-bwd.csv";

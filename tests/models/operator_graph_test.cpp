@@ -78,15 +78,38 @@ TEST_CASE("decode uses weight-absorbed MLA over the 576-wide latent with the sam
     o.batch.kv_lengths = {100, 300, 999, 4095};
     const auto dec = layer_operators(m, 10, o);
     const Operator& attn = find(dec, "L10.attn.mla_decode");
-    CHECK(attn.kind == OpKind::attn_decode);
+    CHECK(attn.kind == OpKind::mla_decode);
     CHECK(attn.kv_heads == 1);
     CHECK(attn.head_dim == 576);
+    CHECK(attn.n == 512);  // V is the latent's first 512 columns
     CHECK(attn.batch == 4);
     CHECK(attn.context == 1375);  // mean of 101, 301, 1000, 4096
     CHECK(attn.flops.flops() == Approx(2.0 * 128 * (576 + 512) * (101 + 301 + 1000 + 4096)));
     // Absorption moves W_UK and W_UV around attention but multiplies as many weights per token.
     const auto pre = layer_operators(m, 10, prefill(4, 1));
     CHECK(matmul_flops(dec) == Approx(matmul_flops(pre)));
+}
+
+TEST_CASE("a decode step's speculative tokens multiply attention FLOPs but read each request's cache once") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o;
+    o.phase = Phase::decode;
+    o.batch.kv_lengths = {1000, 3000};
+    const Operator one = find(layer_operators(m, 10, o), "L10.attn.mla_decode");
+    o.batch.query_tokens = 2;  // one MTP draft
+    const auto ops = layer_operators(m, 10, o);
+    const Operator two = find(ops, "L10.attn.mla_decode");
+    CHECK(two.batch == 2);
+    CHECK(two.seq == 2);
+    CHECK(two.flops.flops() == Approx(2 * one.flops.flops()));
+    // The 576-wide latents of 1,001 + 3,001 cached tokens, read once, plus twice the queries.
+    const double latents = (1001.0 + 3001.0) * 576 * 2;
+    CHECK(one.bytes_read.bytes() == Approx(latents + 2.0 * 128 * 576 * 2));
+    CHECK(two.bytes_read.bytes() == Approx(latents + 4.0 * 128 * 576 * 2));
+    // Everything else sees four tokens.
+    CHECK(find(ops, "L10.attn.o_proj").m == 4);
+    o.batch.query_tokens = 0;
+    CHECK_THROWS_AS(layer_operators(m, 10, o), std::invalid_argument);
 }
 
 TEST_CASE("prefill with a cached prefix attends to the prefix and re-expands its latents in naive MLA") {
