@@ -56,8 +56,9 @@ const std::vector<KnownGaps>& known_gaps() {
            "less compute for the EP all-to-all to hide under, so more of it shows"}}},
         {"serving_",
          "a simulated serving deployment",
-         {"every kernel time but the H800's FP8 GEMMs (DeepGEMM's published table) is a datasheet roofline at the "
-          "GPU spec's efficiency (no calibration table has been measured), attention (FlashMLA) included",
+         {"every kernel time but the H800's FP8 GEMMs (DeepGEMM's published table) and MLA decode attention "
+          "(FlashMLA's published \"up to\" rates) is a datasheet roofline at the GPU spec's efficiency (no "
+          "calibration table has been measured), prefill attention included",
           "TP communication is an estimate from link bandwidths; EP dispatch and combine are DeepEP calls on the "
           "network model (where the topology holds the EP group), each simulated alone on the fabric, and the SMs "
           "DeepEP's normal kernels hold are not taken from compute",
