@@ -7,6 +7,7 @@
 #include <libfccp/csv.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <array>
@@ -54,8 +55,7 @@ std::string check_op(const KernelShape& s) {
                            guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess));
     }
     if (!op_accepts_dtype(s.op, s.dtype))
-        return fmt::format("column dtype: \"{}\" is not a dtype of {}; expected {}", s.dtype, s.op,
-                           s.op == "moe_topk" ? "fp32 or bf16" : s.op == "fp8_quant" ? "fp8" : "bf16 or fp8");
+        return fmt::format("column dtype: \"{}\" is not a dtype of {}; expected {}", s.dtype, s.op, accepted_dtypes(s.op));
     return {};
 }
 
@@ -182,6 +182,13 @@ const std::vector<std::string>& known_ops() {
         "residual_add", "fp8_quant",    "moe_gate",            "moe_topk",     "moe_permute",
         "moe_unpermute", "mla_decode"};
     return ops;
+}
+
+std::string accepted_dtypes(const std::string& op) {
+    std::vector<std::string> names;
+    for (const char* d : {"bf16", "fp8", "fp32"})
+        if (op_accepts_dtype(op, d)) names.emplace_back(d);
+    return fmt::format("{}", fmt::join(names, " or "));
 }
 
 bool op_accepts_dtype(const std::string& op, const std::string& dtype) {

@@ -36,6 +36,7 @@ struct KernelShape {
 // The operators the cost model and the microbenchmarks know, with the dtypes each accepts.
 const std::vector<std::string>& known_ops();
 bool op_accepts_dtype(const std::string& op, const std::string& dtype);
+std::string accepted_dtypes(const std::string& op);  // e.g. "bf16 or fp8", for messages
 
 // One measured (or published/derived) row of a calibration table.
 struct CalibrationRow {

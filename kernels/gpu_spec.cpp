@@ -81,7 +81,8 @@ GpuSpec load_gpu_spec(const std::string& path) {
         if (!rates.op.empty() && std::find(ops.begin(), ops.end(), rates.op) == ops.end())
             k.error("op", fmt::format("expected one of the known operators ({}); found \"{}\"", fmt::join(ops, ", "), rates.op));
         else if (!rates.op.empty() && !op_accepts_dtype(rates.op, rates.dtype))
-            k.error("dtype", fmt::format("operator {} does not take dtype \"{}\"", rates.op, rates.dtype));
+            k.error("dtype", fmt::format("operator {} does not take dtype \"{}\"; expected {}", rates.op, rates.dtype,
+                                         accepted_dtypes(rates.op)));
         if (rates.compute.value() > spec.peak_flop_rate(rates.dtype).value())
             k.error("compute", "expected at most the datasheet peak of the dtype (a published rate above it is a typo)");
         if (rates.memory.value() > spec.hbm_bandwidth.value.value())

@@ -63,6 +63,16 @@ TEST_CASE("a row missing a field its operator needs is an error naming the field
     CHECK(errors[0].message.find("context") != std::string::npos);
 }
 
+TEST_CASE("a dtype its operator does not take is an error naming the dtypes it takes", "[kernels]") {
+    const auto errors = errors_of([&] { read_kernel_shapes(test::kernel_fixtures() + "/bad/wrong_dtype.csv"); });
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0].where.line == 4);
+    CHECK(errors[0].message.find("\"fp8\" is not a dtype of mla_decode; expected bf16") != std::string::npos);
+    CHECK(errors[0].message.find("bf16 or") == std::string::npos);  // FlashMLA's dense decoding is BF16 only
+    CHECK(errors[1].where.line == 5);
+    CHECK(errors[1].message.find("expected bf16 or fp32") != std::string::npos);
+}
+
 TEST_CASE("a table without a provenance line is rejected", "[kernels]") {
     const auto errors = errors_of([&] { read_calibration_table(test::kernel_fixtures() + "/bad/short_row.csv"); });
     REQUIRE_FALSE(errors.empty());
