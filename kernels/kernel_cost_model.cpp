@@ -42,9 +42,29 @@ int rank_of(Provenance p) {
 }
 
 // A copy moves bytes whatever their type, so its dtype is not part of its shape.
+bool is_decode_attention(const std::string& op) {
+    return op == "attn_decode" || op == "mla_decode";
+}
+
+// One spelling per shape: a value head as wide as the key head is the default (n empty), one query
+// token per decode request too (seq empty), so a row and a query that mean the same shape match.
 KernelShape normalized(KernelShape s) {
     if (s.op == "copy") s.dtype.clear();
+    const bool attention = s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode";
+    if (attention && s.n == s.head_dim) s.n = 0;
+    if (is_decode_attention(s.op) && s.seq == 1) s.seq = 0;
     return s;
+}
+
+// A field's value for the distance between shapes: an empty field that has a default meaning takes it
+// (attention's value head dim is head_dim; a decode request has one query token), so a query with
+// speculative tokens or a narrower value head borrows from the lines measured without them.
+std::int64_t distance_field(const KernelShape& s, int i) {
+    const std::int64_t v = s.numeric(i);
+    if (v != 0) return v;
+    if (i == 1 && (s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode")) return s.head_dim;
+    if (i == 8 && is_decode_attention(s.op)) return 1;
+    return 0;
 }
 
 double roof_us(const KernelShape& s, const GpuSpec& spec) {
@@ -330,7 +350,7 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
         double d2 = 0.0;
         for (int i = 0; i < KernelShape::kNumericFields && compatible; ++i) {
             if (i == axis) continue;
-            const std::int64_t a = q.numeric(i), b = l.shape.numeric(i);
+            const std::int64_t a = distance_field(q, i), b = distance_field(l.shape, i);
             if ((a == 0) != (b == 0))
                 compatible = false;
             else if (a != 0)
@@ -339,7 +359,7 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
         if (!compatible) continue;
         candidates.push_back({std::sqrt(d2), &l});
         for (int i = 0; i < KernelShape::kNumericFields; ++i) {
-            const double v = static_cast<double>(l.shape.numeric(i));
+            const double v = static_cast<double>(distance_field(l.shape, i));
             box[i] = {std::min(box[i].first, v), std::max(box[i].second, v)};
         }
     }
@@ -352,7 +372,7 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
     bool inside = true;
     for (int i = 0; i < KernelShape::kNumericFields; ++i) {
         if (i == axis) continue;
-        const double v = static_cast<double>(q.numeric(i));
+        const double v = static_cast<double>(distance_field(q, i));
         if (v < box[i].first || v > box[i].second) inside = false;
     }
     double weight_sum = 0.0, log_u = 0.0;

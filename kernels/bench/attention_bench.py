@@ -21,6 +21,9 @@ import torch.nn.functional as F
 PREFILL = [(32, 8, 128, 128), (64, 8, 128, 128), (128, 8, 128, 128), (64, 4, 128, 128), (40, 8, 128, 128),
            (128, 128, 192, 128)]
 DECODE = [(32, 8, 128), (64, 8, 128), (64, 4, 128), (40, 8, 128), (128, 1, 576)]
+# Query tokens per decode request: 1, and 2 for one speculative (MTP / EAGLE) draft, both attending the
+# whole cache (the row's seq; empty for 1).
+QUERY_TOKENS = [1, 2]
 
 
 def pct(v, q):
@@ -102,24 +105,25 @@ def main():
     else:
         ctxs = [512, 4096, 32768] if a.quick else [128, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
         batches = [1, 8, 64] if a.quick else [1, 4, 16, 64, 128]
-        for h, kvh, d in DECODE:
+        for (h, kvh, d), s_q in [(shape, s_q) for shape in DECODE for s_q in QUERY_TOKENS]:
             for batch in batches:
                 for ctx in ctxs:
                     kv_bytes = 2 * batch * kvh * ctx * d * 2
                     if kv_bytes > 16 << 30:
                         continue
                     copies = max(1, min(16, -(-3 * l2 // kv_bytes)))
-                    q = torch.randn(batch, h, 1, d, device=dev, dtype=dt)
+                    q = torch.randn(batch, h, s_q, d, device=dev, dtype=dt)
                     ks = [torch.randn(batch, kvh, ctx, d, device=dev, dtype=dt) for _ in range(copies)]
                     vs = [torch.randn(batch, kvh, ctx, d, device=dev, dtype=dt) for _ in range(copies)]
                     fn = lambda i=0: F.scaled_dot_product_attention(q, ks[i % copies], vs[i % copies], enable_gqa=kvh != h)
                     try:
                         p10, p50, p90, reps = time_graph(fn, iters)
                     except Exception as ex:
-                        print(f"skipped decode h{h} kv{kvh} d{d} b{batch} c{ctx}: {ex}", file=sys.stderr)
+                        print(f"skipped decode h{h} kv{kvh} d{d} b{batch} q{s_q} c{ctx}: {ex}", file=sys.stderr)
                         continue
-                    rows.append(("attn_decode", "bf16", "", batch, h, kvh, d, "", ctx, p50, p10, p90, reps))
-                    print(f"decode h{h} kv{kvh} d{d} b{batch} c{ctx}: {p50:.1f} us", flush=True)
+                    rows.append(("attn_decode", "bf16", "", batch, h, kvh, d, s_q if s_q > 1 else "", ctx, p50, p10, p90,
+                                 reps))
+                    print(f"decode h{h} kv{kvh} d{d} b{batch} q{s_q} c{ctx}: {p50:.1f} us", flush=True)
                     del ks, vs
     with open(a.out, "w") as f:
         f.write(f"# gpu: {props.name} ({props.multi_processor_count} SMs, L2 {l2 >> 20} MiB, torch.cuda)\n")
@@ -131,7 +135,7 @@ def main():
                       "timed the same way" if a.op == "attn_prefill_bwd" else "")
         f.write("# method: torch.nn.functional.scaled_dot_product_attention (backend chosen by PyTorch among flash, "
                 "cuDNN, memory-efficient), bf16, causal for prefill; CUDA graph of back-to-back calls timed with CUDA "
-                "events; decode K/V rotated past 3x L2; MLA prefill as 128 heads of q/k 192 and v 128; absorbed MLA "
+                "events; decode K/V rotated past 3x L2, 1 or 2 query tokens per request (seq) over the whole cache; MLA prefill as 128 heads of q/k 192 and v 128; absorbed MLA "
                 f"decode emulated as MQA, 128 heads over one 576-wide K and V{bwd_method}; percentiles over {iters} replays\n")
         f.write("# provenance: measured\n")
         f.write("op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us_p50,time_us_p10,time_us_p90,reps\n")

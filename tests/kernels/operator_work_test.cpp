@@ -132,6 +132,47 @@ TEST_CASE("attn_prefill_bwd is a known operator with its own table rows", "[kern
     CHECK(model.predict(attention("attn_prefill", 4, 4096, 0)).provenance == Provenance::roofline);
 }
 
+TEST_CASE("speculative decode queries and narrower value heads borrow from lines measured without them", "[kernels]") {
+    GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth");
+    const KernelCostModel roofline_only(profile);
+    CalibrationTable t;
+    t.file = "attention.csv";
+    t.provenance = Provenance::measured;
+    auto add = [&](const KernelShape& shape) {
+        CalibrationRow row;
+        row.shape = shape;
+        row.time_us_p50 = 1.5 * roofline_time(shape, profile.spec, false).us();  // two thirds of the roofline's rate
+        row.time_us_p10 = row.time_us_p50;
+        row.time_us_p90 = row.time_us_p50;
+        row.reps = 25;
+        t.rows.push_back(row);
+    };
+    for (const std::int64_t context : {1024, 4096, 16384}) add(attention("attn_decode", 16, 0, context));
+    for (const std::int64_t seq : {1024, 4096}) add(attention("attn_prefill", 4, seq, 0));
+    profile.tables.push_back(t);
+    const KernelCostModel model(profile);
+
+    // seq = 1 is the rows' empty seq: the same shape, answered exactly.
+    const KernelShape one = attention("attn_decode", 16, 1, 4096);
+    CHECK(model.predict(one).provenance == Provenance::measured);
+    // Two query tokens per request: the utilization of the one-token line, not the roofline.
+    const KernelShape two = attention("attn_decode", 16, 2, 4096);
+    const KernelPrediction p = model.predict(two);
+    CHECK(p.provenance == Provenance::extrapolated);  // outside the table's box of seq
+    CHECK(p.time.us() == Approx(1.5 * roofline_time(two, profile.spec, false).us()).epsilon(1e-6));
+    CHECK(roofline_only.predict(two).provenance == Provenance::roofline);
+    // An MLA-shaped prefill (value head 96 against key head 128) borrows from the equal-head lines.
+    KernelShape narrow = attention("attn_prefill", 4, 4096, 0);
+    narrow.n = 96;
+    const KernelPrediction q = model.predict(narrow);
+    CHECK(q.provenance == Provenance::extrapolated);
+    CHECK(q.time.us() == Approx(1.5 * roofline_time(narrow, profile.spec, false).us()).epsilon(1e-6));
+    // A value head as wide as the key head is the default spelling of the same shape.
+    KernelShape same = attention("attn_prefill", 4, 4096, 0);
+    same.n = 128;
+    CHECK(model.predict(same).provenance == Provenance::measured);
+}
+
 TEST_CASE("a derived profile scales attn_prefill_bwd rows by the FLOP-rate ratio when compute-bound", "[kernels]") {
     GpuProfile source = load_gpu_profile(test::kernel_fixtures(), "synth");
     CalibrationTable t;
