@@ -39,8 +39,9 @@ nlohmann::ordered_json ImbalanceCostModels::provenance() const {
     for (const auto& [index, level] : models_) total_s += level.priced_s;
     std::size_t shapes = 0;
     std::uint64_t lookups = 0;
-    double mean_imbalance = 0;
+    double mean_imbalance = 0, mean_noise = 0;
     nlohmann::ordered_json shares = nlohmann::ordered_json::object();
+    nlohmann::ordered_json ep_shapes = nlohmann::ordered_json::object();  // shape counts, summed over the levels
     for (const auto& [index, level] : models_) {
         const nlohmann::ordered_json p = level.model->provenance();
         if (j.empty()) j = p;
@@ -48,12 +49,21 @@ nlohmann::ordered_json ImbalanceCostModels::provenance() const {
         lookups += level.model->lookups();
         const double weight = total_s > 0 ? level.priced_s / total_s : 1.0 / static_cast<double>(models_.size());
         mean_imbalance += weight * p["expert_imbalance"].get<double>();
+        if (p.contains("routing_noise")) mean_noise += weight * p["routing_noise"]["mean_factor"].get<double>();
         for (const auto& [kind, share] : p["time_shares"].items()) {
             const double prior = shares.contains(kind) ? shares[kind].get<double>() : 0.0;
             shares[kind] = prior + weight * share.get<double>();
         }
+        if (p.contains("ep_communication"))
+            for (const auto& [key, value] : p["ep_communication"].items())
+                if (key.rfind("shapes_", 0) == 0)
+                    ep_shapes[key] = (ep_shapes.contains(key) ? ep_shapes[key].get<std::uint64_t>() : 0) +
+                                     value.get<std::uint64_t>();
     }
     j["expert_imbalance"] = mean_imbalance;
+    // Each level's routing-noise factor and EP shape counts, not the first level's alone.
+    if (j.contains("routing_noise")) j["routing_noise"]["mean_factor"] = mean_noise;
+    for (const auto& [key, value] : ep_shapes.items()) j["ep_communication"][key] = value;
     j["expert_imbalance_levels"] = models_.size();
     j["distinct_shapes"] = shapes;
     j["lookups"] = lookups;
@@ -61,7 +71,8 @@ nlohmann::ordered_json ImbalanceCostModels::provenance() const {
     j["note"] =
         "the expert imbalance changes over the run (expert_load drift and rebalance): iterations are priced at the "
         "imbalance when they start, rounded to a grid of 0.005, one memo per level; expert_imbalance is the mean "
-        "level and time_shares the levels' shares, both weighted by the iteration time each level priced";
+        "level, routing_noise.mean_factor the levels' factors and time_shares their shares, weighted by the "
+        "iteration time each level priced; EP shape counts are summed over the levels";
     return j;
 }
 

@@ -1,5 +1,6 @@
 // Iteration costs: the affine model, and the execution-level model's behaviour and memo.
 #include "sim/serving/batch_cost_model.hpp"
+#include "sim/serving/pool_expert_load.hpp"
 
 #include "models/model_loader.hpp"
 
@@ -127,6 +128,23 @@ TEST_CASE("an unbalanced expert load makes MoE iterations slower, a balanced one
     const BatchWork work = prefill(32768, 8);
     CHECK(skewed.iteration_time(work) > balanced.iteration_time(work));
     CHECK(make(1.0).iteration_time(work) == balanced.iteration_time(work));
+}
+
+TEST_CASE("a pool whose imbalance changes reports every level's routing noise, weighted by the time it priced") {
+    ExecutionCostOptions o = qwen_ep8_options();
+    o.expert_noise = [](std::int64_t tokens) { return 1.0 + 64.0 / static_cast<double>(tokens); };
+    auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
+    ImbalanceCostModels models(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+    // Level 1.0 prices 256-request steps (factor 1.25), level 1.5 prices 64-request steps (factor 2).
+    const Time a = models.at(1.0).iteration_time(decode(256, 1000));
+    models.add_priced(1.0, a);
+    const Time b = models.at(1.5).iteration_time(decode(64, 1000));
+    models.add_priced(1.5, b);
+    const double wa = a / (a + b), wb = b / (a + b);
+    const auto p = models.provenance();
+    CHECK(p["expert_imbalance_levels"].get<int>() == 2);
+    CHECK(p["expert_imbalance"].get<double>() == Approx(wa * 1.0 + wb * 1.5));
+    CHECK(p["routing_noise"]["mean_factor"].get<double>() == Approx(wa * 1.25 + wb * 2.0));
 }
 
 TEST_CASE("routing noise is asked for the tokens of one MoE call and scales the busiest GPU's work") {
