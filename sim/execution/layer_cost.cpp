@@ -129,6 +129,13 @@ KernelShape kernel_shape(const Operator& op) {
     return s;
 }
 
+bool compute_bound(const Operator& op, const GpuSpec& spec) {
+    if (op.flops.value() <= 0) return false;
+    const Time flop_time = op.flops / spec.peak_flop_rate(to_string(op.dtype));
+    const Time byte_time = (op.bytes_read + op.bytes_written) / spec.hbm_bandwidth.value;
+    return flop_time > byte_time;
+}
+
 KernelPrediction predict_operator(const Operator& op, const KernelCostModel& cost_model) {
     if (op.is_communication())
         throw std::invalid_argument(fmt::format("operator {} is communication: the network model prices it", op.name));

@@ -36,6 +36,10 @@ KernelShape kernel_shape(const Operator& op);
 // std::invalid_argument for communication operators.
 KernelPrediction predict_operator(const Operator& op, const KernelCostModel& cost_model);
 
+// Whether an operator's FLOPs at the datasheet peak take longer than its bytes at the HBM bandwidth:
+// the kind of kernel that slows when communication kernels hold some of the SMs.
+bool compute_bound(const Operator& op, const GpuSpec& spec);
+
 struct OperatorCost {
     Operator op;
     std::string kernel_op;  // the cost model's op name; "" when priced by the graph's own bytes or not at all

@@ -130,6 +130,24 @@ Time ExecutionBatchCostModel::communication_time(const Operator& op) const {
     return Time::zero();
 }
 
+double ExecutionBatchCostModel::sm_slowdown() const {
+    const auto& sms = kernels_->profile().spec.sm_count;
+    if (options_.communication_sms <= 0 || !sms || sms->value <= options_.communication_sms) return 1.0;
+    return static_cast<double>(sms->value) / static_cast<double>(sms->value - options_.communication_sms);
+}
+
+Time ExecutionBatchCostModel::overlapped_compute(Time compute, Time compute_bound, Time held) const {
+    const double s = sm_slowdown();
+    if (s <= 1.0 || held <= Time::zero() || compute <= Time::zero()) return compute;
+    // While the normal kernels hold their SMs, compute-bound kernels run s times slower (as in training,
+    // sim/training: memory-bound ones keep the HBM's rate); over a layer's mix the compute advances at
+    // 1 / s_mix of its rate. Compute that finishes under the held time takes s_mix times as long; else it
+    // runs slowed for the held time and at full rate after.
+    const double s_mix = (compute_bound.seconds() * s + (compute - compute_bound).seconds()) / compute.seconds();
+    if (compute * s_mix <= held) return compute * s_mix;
+    return held + (compute - held * (1.0 / s_mix));
+}
+
 ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) const {
     const auto [prefill_tokens, prefill_sequences, prefill_context, decode_requests, decode_context, mean_tokens,
                 per_request] = key;
@@ -170,10 +188,11 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
     Time mtp_layer;
     for (const auto& [signature, group] : layer_groups_) {
         const auto [layer, count] = group;
-        Time compute, communication, ep_network;
+        Time compute, compute_bound_time, communication, ep_network, ep_held;
         std::array<Time, kProvenanceKinds> by_provenance{};
         auto account = [&](const OperatorCost& c) {
             compute += c.prediction.time;
+            if (compute_bound(c.op, kernels_->profile().spec)) compute_bound_time += c.prediction.time;
             by_provenance[static_cast<std::size_t>(c.prediction.provenance)] += c.prediction.time;
         };
         // Everything but attention scales with the iteration's tokens: price it as one sequence of all of them.
@@ -204,8 +223,11 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
                     const Time t = call.time * imbalance;
                     communication += t;
                     ep_network += t;
+                    if (!low_latency) ep_held += t;
                 } else {
-                    communication += communication_time(c.op) * (ep ? imbalance : 1.0);
+                    const Time t = communication_time(c.op) * (ep ? imbalance : 1.0);
+                    communication += t;
+                    if (ep && !low_latency) ep_held += t;
                 }
             } else if (!is_attention(c.op.kind)) {
                 // The busiest GPU's experts see `imbalance` times the mean tokens.
@@ -234,8 +256,9 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
             for (const auto& c : predict_layer_cost(model_, layer, decode, *kernels_).operators)
                 if (c.priced && is_attention(c.op.kind)) account(c);
         }
-        const Time layer_time =
-            options_.overlap_communication ? std::max(compute, communication) : compute + communication;
+        const Time layer_time = options_.overlap_communication
+                                    ? std::max(overlapped_compute(compute, compute_bound_time, ep_held), communication)
+                                    : compute + communication;
         out.compute += compute * count;
         out.communication += communication * count;
         out.ep_network += ep_network * count;
@@ -282,6 +305,12 @@ nlohmann::ordered_json ExecutionBatchCostModel::provenance() const {
     j["gpu"] = kernels_->profile().spec.name;
     j["overlap_communication"] = options_.overlap_communication;
     j["expert_imbalance"] = options_.expert_imbalance;
+    if (options_.overlap_communication && options_.layout.ep > 1 && model_.moe.routed_experts > 0 && sm_slowdown() > 1.0)
+        j["communication_sms"] = {
+            {"sms", options_.communication_sms},
+            {"compute_bound_slowdown", sm_slowdown()},
+            {"method", "while DeepEP normal kernels run, the other micro-batch's compute-bound kernels run on the SMs "
+                       "left (low-latency kernels hold none)"}};
     if (options_.expert_noise)
         j["routing_noise"] = {
             {"method", "the busiest GPU's expected share at each iteration's tokens per MoE call, normal per-GPU counts "

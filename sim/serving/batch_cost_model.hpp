@@ -113,6 +113,10 @@ struct ExecutionCostOptions {
     std::shared_ptr<const ExpertCommTimes> expert_comm;
     ExpertCommKernels expert_comm_kernels = ExpertCommKernels::automatic;
     std::string expert_comm_reason;  // why this method prices EP communication (for provenance)
+    // SMs DeepEP's normal kernels hold while they run (DeepEP's Buffer.num_sms, 20 by default). With
+    // overlap_communication, the other micro-batch's compute-bound kernels run on the SMs left while a
+    // normal-kernel dispatch or combine is in flight; low-latency kernels hold none while data moves.
+    int communication_sms = 0;
     int buckets_per_doubling = 16;  // shape-key resolution: token counts and contexts above 32 are
                                     // rounded to a geometric grid of this many points per doubling
 };
@@ -125,6 +129,11 @@ public:
     nlohmann::ordered_json provenance() const override;
 
     std::size_t distinct_shapes() const { return memo_.size(); }
+    // Compute-bound kernels' slowdown while DeepEP normal kernels hold communication_sms SMs (1: none).
+    double sm_slowdown() const;
+    // A layer's compute time (`compute_bound` of it in compute-bound kernels) beside `held` of
+    // normal-kernel communication under two-micro-batch overlap.
+    Time overlapped_compute(Time compute, Time compute_bound, Time held) const;
     std::uint64_t lookups() const { return lookups_; }
 
     // The grid value a count is priced at (exact up to 32).

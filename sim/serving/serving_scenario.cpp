@@ -38,6 +38,9 @@ namespace fs = std::filesystem;
 constexpr double kDefaultGpuMemoryUtilization = 0.9;
 // vLLM's default KV block size on CUDA (EngineArgs.block_size = 16, docs.vllm.ai "Engine Arguments").
 constexpr std::int64_t kDefaultBlockTokens = 16;
+// SMs DeepEP's normal dispatch and combine kernels use unless Buffer.set_num_sms() sets another
+// (deepseek-ai/DeepEP deep_ep/buffer.py: `num_sms: int = 20`).
+constexpr int kDeepEpDefaultSms = 20;
 // Logits are kept in FP32 for sampling.
 constexpr double kLogitBytes = 4.0;
 
@@ -66,6 +69,7 @@ struct PoolPlan {
     int redundant_experts = 0;
     std::optional<PrefixCachePlan> prefix_cache;
     std::optional<std::string> ep_communication;  // as written: network or estimate (default: resolved later)
+    int communication_sms = 0;                    // SMs DeepEP's normal kernels hold (communication_sms)
     std::optional<MapReader> reader;              // the pool's, for errors and defaults found later
 };
 
@@ -357,6 +361,11 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
     }
     p.overlap = r.optional<bool>("overlap_communication", false,
                                  "two-micro-batch overlap: communication hidden behind compute");
+    p.communication_sms = r.optional<int>(
+        "communication_sms", kDeepEpDefaultSms,
+        "SMs DeepEP's normal kernels hold while they run, taken from the other micro-batch's compute under "
+        "overlap_communication (default 20: DeepEP's Buffer.num_sms)",
+        at_least(0));
     if (r.has("ep_communication"))
         p.ep_communication = r.choice(
             "ep_communication", {"network", "estimate"}, std::nullopt,
@@ -846,6 +855,7 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         o.precision = s.precision;
         o.links = links;
         o.overlap_communication = p.overlap;
+        o.communication_sms = p.communication_sms;
         o.mtp_depth = p.spec.role == InstanceRole::prefill ? 0 : s.config.speculative.depth;
         o.buckets_per_doubling = s.buckets_per_doubling;
         if (s.cost_kind == "execution") choose_ep_communication(s, p, topology_ok, o);

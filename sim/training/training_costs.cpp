@@ -35,13 +35,6 @@ std::vector<Operator> merge_backward(const std::vector<Operator>& b, const std::
     return out;
 }
 
-bool compute_bound(const Operator& op, const GpuSpec& spec) {
-    if (op.flops.value() <= 0) return false;
-    const Time flop_time = op.flops / spec.peak_flop_rate(to_string(op.dtype));
-    const Time byte_time = (op.bytes_read + op.bytes_written) / spec.hbm_bandwidth.value;
-    return flop_time > byte_time;
-}
-
 // What DeepSeek-V3's selective recomputation runs again in the backward (sections 3.2.3, 3.3.4).
 bool recomputed_selectively(const Operator& op) {
     if (op.kind == OpKind::rmsnorm || op.kind == OpKind::silu_mul) return true;

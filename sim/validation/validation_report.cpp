@@ -60,8 +60,7 @@ const std::vector<KnownGaps>& known_gaps() {
           "(FlashMLA's published \"up to\" rates) is a datasheet roofline at the GPU spec's efficiency (no "
           "calibration table has been measured), prefill attention included",
           "TP communication is an estimate from link bandwidths; EP dispatch and combine are DeepEP calls on the "
-          "network model (where the topology holds the EP group), each simulated alone on the fabric, and the SMs "
-          "DeepEP's normal kernels hold are not taken from compute",
+          "network model (where the topology holds the EP group), each simulated alone on the fabric",
           "S1a compares a saturated unit's capacity with a 24-hour production average per node, which a unit "
           "kept below capacity for latency (as DeepSeek's is) falls short of"},
          true,

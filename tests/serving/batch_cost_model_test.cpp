@@ -147,6 +147,32 @@ TEST_CASE("a pool whose imbalance changes reports every level's routing noise, w
     CHECK(p["routing_noise"]["mean_factor"].get<double>() == Approx(wa * 1.25 + wb * 2.0));
 }
 
+TEST_CASE("DeepEP normal kernels' SMs slow the other micro-batch's compute-bound kernels while they run") {
+    ExecutionCostOptions o = qwen_ep8_options();
+    o.overlap_communication = true;
+    auto plain = qwen_ep8(o);
+    o.communication_sms = 20;
+    auto shared = qwen_ep8(o);
+    const double s = 132.0 / 112.0;  // the H100's 132 SMs, 20 held
+    CHECK(plain.sm_slowdown() == 1.0);
+    CHECK(shared.sm_slowdown() == Approx(s));
+    const Time ms = 1_ms;
+    // Compute that ends while the kernels hold their SMs takes s times as long.
+    CHECK(shared.overlapped_compute(10 * ms, 10 * ms, 20 * ms).seconds() == Approx(10e-3 * s));
+    // Compute that outlasts them runs slowed for the held time, then at full rate.
+    CHECK(shared.overlapped_compute(10 * ms, 10 * ms, 5 * ms).seconds() == Approx(5e-3 + 10e-3 - 5e-3 / s));
+    // Memory-bound kernels keep the HBM's rate; nothing held, nothing slowed.
+    CHECK(shared.overlapped_compute(10 * ms, Time::zero(), 5 * ms) == 10 * ms);
+    CHECK(shared.overlapped_compute(10 * ms, 10 * ms, Time::zero()) == 10 * ms);
+    CHECK(plain.overlapped_compute(10 * ms, 10 * ms, 5 * ms) == 10 * ms);
+    // A prefill iteration (normal kernels) can only get slower; a decode step (low-latency kernels) is unchanged.
+    const BatchWork work = prefill(32768, 8);
+    CHECK(shared.iteration_time(work) >= plain.iteration_time(work));
+    CHECK(shared.iteration_time(decode(256, 1000)) == plain.iteration_time(decode(256, 1000)));
+    CHECK(shared.provenance()["communication_sms"]["sms"].get<int>() == 20);
+    CHECK_FALSE(plain.provenance().contains("communication_sms"));
+}
+
 TEST_CASE("routing noise is asked for the tokens of one MoE call and scales the busiest GPU's work") {
     auto make = [](std::function<double(std::int64_t)> noise, bool overlap) {
         ExecutionCostOptions o = qwen_ep8_options();
