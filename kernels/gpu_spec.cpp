@@ -77,6 +77,9 @@ GpuSpec load_gpu_spec(const std::string& path) {
         rates.compute = k.required<FlopRate>("compute", "achieved FLOP rate when compute-bound", positive<FlopRate>());
         rates.memory = k.required<Bandwidth>("memory", "achieved HBM bandwidth when memory-bound", positive<Bandwidth>());
         rates.source = k.required<std::string>("source", "the document that publishes these rates");
+        rates.derived = k.choice("provenance", {"published", "derived"}, std::string("published"),
+                                 "published: this GPU's own figures; derived: another GPU's, scaled by datasheet "
+                                 "ratios") == "derived";
         const auto& ops = known_ops();
         if (!rates.op.empty() && std::find(ops.begin(), ops.end(), rates.op) == ops.end())
             k.error("op", fmt::format("expected one of the known operators ({}); found \"{}\"", fmt::join(ops, ", "), rates.op));

@@ -29,6 +29,7 @@ struct PublishedKernelRates {
     FlopRate compute;   // achieved when compute-bound
     Bandwidth memory;   // achieved when memory-bound
     std::string source;
+    bool derived = false;  // scaled from another GPU's published rates by datasheet ratios (provenance derived)
 };
 
 struct GpuSpec {

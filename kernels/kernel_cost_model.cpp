@@ -273,8 +273,8 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
             const OperatorWork w = operator_work(q);
             out.time = Time::from_seconds(std::max(w.bytes.value() / rates->memory.value(),
                                                    w.uses_tensor_cores ? w.flops.value() / rates->compute.value() : 0.0));
-            out.provenance = Provenance::published;
-            out.basis = "published rates: " + rates->source;
+            out.provenance = rates->derived ? Provenance::derived : Provenance::published;
+            out.basis = (rates->derived ? "derived rates: " : "published rates: ") + rates->source;
             return out;
         }
         out.time = roofline_time(q, spec, true);

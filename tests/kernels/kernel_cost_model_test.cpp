@@ -126,9 +126,16 @@ TEST_CASE("an operator with published kernel rates and no table is priced at tho
     s.heads = 16;  // 16 heads, one token: memory-bound, the bytes at 3000 GB/s
     s.seq = 0;
     CHECK(h800.predict(s).time.seconds() == Approx(operator_work(s).bytes.bytes() / 3000e9));
-    // A GPU without published rates for the op answers with its roofline.
+    // The H100 and H200 take the H800's rates as derived ones, the H200's bandwidth scaled by its HBM's.
     const KernelCostModel h100(load_gpu_profile(test::real_kernels_dir(), "h100-sxm"));
-    CHECK(h100.predict(s).provenance == Provenance::roofline);
+    CHECK(h100.predict(s).provenance == Provenance::derived);
+    CHECK(h100.predict(s).time == h800.predict(s).time);
+    const KernelCostModel h200(load_gpu_profile(test::real_kernels_dir(), "h200-sxm"));
+    CHECK(h200.predict(s).provenance == Provenance::derived);
+    CHECK(h200.predict(s).time.seconds() == Approx(operator_work(s).bytes.bytes() / 4299e9));
+    // A GPU without rates for the op (another architecture) answers with its roofline.
+    const KernelCostModel b200(load_gpu_profile(test::real_kernels_dir(), "b200"));
+    CHECK(b200.predict(s).provenance == Provenance::roofline);
 }
 
 TEST_CASE("a published table answers exactly with provenance published", "[kernels]") {
