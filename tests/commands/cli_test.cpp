@@ -115,6 +115,21 @@ TEST_CASE("clustersim layer rejects a decode without --context and a TP that doe
     INFO(bad_tp.output);
     CHECK(bad_tp.exit_code == 2);
     CHECK(contains(bad_tp.output, "must divide the 32 heads"));
+    const CommandResult prefill_drafts =
+        run_clustersim("layer --model llama3-8b --gpu h100-sxm --phase prefill --seq 128 --query-tokens 2");
+    INFO(prefill_drafts.output);
+    CHECK(prefill_drafts.exit_code == 2);
+    CHECK(contains(prefill_drafts.output, "--query-tokens is for decode"));
+}
+
+TEST_CASE("clustersim layer prices a decode step's speculative tokens over one read of each cache") {
+    const CommandResult r = run_clustersim(
+        "layer --model deepseek-v3 --gpu h800-sxm --phase decode --batch 64 --context 4096 --ep 8 --query-tokens 2");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "2 query tokens each"));
+    CHECK(contains(r.output, "seq=2 context=4097"));
+    CHECK(contains(r.output, "published"));  // FlashMLA's H800 rates
 }
 
 TEST_CASE("clustersim calibrate without tables says so and exits 0") {
