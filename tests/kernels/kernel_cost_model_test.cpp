@@ -4,6 +4,7 @@
 #include "kernels/operator_work.hpp"
 #include "sim/input/diagnostics.hpp"
 #include "tests/kernels/test_paths.hpp"
+#include "tests/kernels/test_shapes.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -103,15 +104,7 @@ TEST_CASE("an operator without a table is a pure roofline with the spec's effici
 
 TEST_CASE("an operator with published kernel rates and no table is priced at those rates", "[kernels]") {
     const KernelCostModel h800(load_gpu_profile(test::real_kernels_dir(), "h800-sxm"));
-    KernelShape s;
-    s.op = "mla_decode";
-    s.dtype = "bf16";
-    s.batch = 64;
-    s.heads = 128;
-    s.kv_heads = 1;
-    s.head_dim = 576;
-    s.n = 512;
-    s.context = 5000;
+    KernelShape s = test::deepseek_mla_decode(64, 0, 5000);
     for (const std::int64_t query_tokens : {1, 2}) {
         INFO("query tokens " << query_tokens);
         s.seq = query_tokens;

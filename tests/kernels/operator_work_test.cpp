@@ -3,6 +3,7 @@
 #include "kernels/operator_work.hpp"
 #include "kernels/kernel_cost_model.hpp"
 #include "tests/kernels/test_paths.hpp"
+#include "tests/kernels/test_shapes.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -85,16 +86,7 @@ TEST_CASE("attention with a value head narrower than the key head counts both di
 }
 
 TEST_CASE("MLA decode counts FlashMLA's FLOPs and reads the shared latent once", "[kernels]") {
-    KernelShape s;
-    s.op = "mla_decode";
-    s.dtype = "bf16";
-    s.batch = 64;
-    s.heads = 128;
-    s.kv_heads = 1;
-    s.head_dim = 576;
-    s.n = 512;
-    s.seq = 2;
-    s.context = 5000;
+    KernelShape s = test::deepseek_mla_decode(64, 2, 5000);
     const OperatorWork w = operator_work(s);
     // 2 h s_q s_k (d_k + d_v) per request (deepseek-ai/FlashMLA docs/20250422-new-kernel-deep-dive.md).
     CHECK(w.flops.flops() == Approx(64 * 2.0 * 128 * 2 * 5000 * (576 + 512)));

@@ -202,16 +202,7 @@ TEST_CASE("routing noise is asked for the tokens of one MoE call and scales the 
 }
 
 TEST_CASE("with attention data parallelism one long prompt costs more than the same tokens spread over ranks") {
-    ExecutionCostOptions o;
-    o.layout.tp = 8;
-    o.layout.attn_dp = 8;
-    o.layout.ep = 8;
-    o.links.nvlink = 360_GBps;
-    o.links.nvlink_latency = 3_us;
-    o.links.network = 50_GBps;
-    o.links.network_latency = 5_us;
-    auto kernels = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
-    ExecutionBatchCostModel m(load_model_or_throw("qwen3-30b-a3b"), kernels, o);
+    ExecutionBatchCostModel m = qwen_ep8(qwen_ep8_options());
     BatchWork spread = prefill(8192, 8);
     spread.prefill_max_chunk = 1024;
     BatchWork single = prefill(8192, 1);
