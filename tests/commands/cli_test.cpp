@@ -142,6 +142,18 @@ TEST_CASE("clustersim calibrate without tables says so and exits 0") {
     CHECK(contains(r.output, "no calibration tables for synth"));
 }
 
+TEST_CASE("clustersim calibrate lists a GPU's published and derived kernel rates") {
+    const CommandResult h800 =
+        run_clustersim(fmt::format("calibrate --gpu h800-sxm --kernels-dir '{}'", source_path("kernels")));
+    INFO(h800.output);
+    CHECK(h800.exit_code == 0);
+    CHECK(contains(h800.output, "kernel rates (published): mla_decode bf16 at 660 TFLOP/s"));
+    const CommandResult h200 =
+        run_clustersim(fmt::format("calibrate --gpu h200-sxm --kernels-dir '{}'", source_path("kernels")));
+    INFO(h200.output);
+    CHECK(contains(h200.output, "kernel rates (derived): mla_decode bf16 at 660 TFLOP/s compute-bound, 4299 GB/s"));
+}
+
 TEST_CASE("clustersim calibrate reports leave-one-out error per op when tables exist") {
     const CommandResult r =
         run_clustersim(fmt::format("calibrate --gpu synth --kernels-dir '{}'", source_path("tests/kernels/fixtures")));
