@@ -185,9 +185,11 @@ void ServingSimulator::change_in_system(int delta) {
 
 void ServingSimulator::set_used_blocks(Instance& inst, std::int64_t used) {
     const Time now = sim_.now();
-    inst.utilization_integral_s += static_cast<double>(inst.used_blocks) / static_cast<double>(inst.capacity_blocks) *
-                                   (now - inst.utilization_since).seconds();
-    inst.utilization_since = now;
+    if (now != inst.utilization_since) {  // many changes at one instant: the first one closes the interval
+        inst.utilization_integral_s += static_cast<double>(inst.used_blocks) /
+                                       static_cast<double>(inst.capacity_blocks) * (now - inst.utilization_since).seconds();
+        inst.utilization_since = now;
+    }
     inst.used_blocks = used;
     if (used < 0) throw std::logic_error(fmt::format("{}: KV block count went negative", inst.name));
     worst_kv_excess_ = std::max(worst_kv_excess_, used - inst.capacity_blocks);
@@ -442,8 +444,10 @@ void ServingSimulator::preempt(Instance& inst, int slot) {
 bool ServingSimulator::reserve_decode_blocks(Instance& inst, int slot, std::size_t position) {
     Active& a = slots_[static_cast<std::size_t>(slot)];
     const std::int64_t after = a.request.input_tokens + a.generated + config_.speculative.depth;
+    // Most steps stay inside the blocks held (the same test as blocks_for(after) <= blocks, without
+    // the division: this runs for every running request at every decode step).
+    if (after <= a.blocks * inst.spec.block_tokens) return true;
     const std::int64_t need = blocks_for(inst, after) - a.blocks;
-    if (need <= 0) return true;
     while (inst.capacity_blocks - inst.used_blocks < need) {
         if (inst.running.size() <= position + 1) {
             preempt(inst, slot);
