@@ -64,7 +64,12 @@ Time ExecutionBatchCostModel::iteration_time(const BatchWork& work) {
     const std::int64_t prefill_tokens = std::max(ceil_div(work.prefill_tokens, dp), work.prefill_max_chunk);
     const std::int64_t prefill_sequences =
         work.prefill_tokens > 0 ? std::min(prefill_tokens, ceil_div(work.prefill_sequences, dp)) : 0;
-    const std::int64_t decode_requests = ceil_div(work.decode_requests, dp);
+    // The busiest rank's requests and KV when the scheduler says how requests sit on the ranks (the
+    // requests stay on the rank they were admitted to), else an even spread at the mean KV length.
+    const bool ranked = dp > 1 && work.decode_rank_requests > 0;
+    const std::int64_t decode_requests = ranked ? work.decode_rank_requests : ceil_div(work.decode_requests, dp);
+    const std::int64_t decode_context =
+        ranked ? ceil_div(work.decode_rank_kv_tokens, work.decode_rank_requests) : work.decode_context;
     const std::int64_t per_request = std::max<std::int64_t>(1, work.decode_tokens_per_request);
     // Expert-parallel MoE work is spread over all ranks: each rank's experts see the mean tokens.
     const std::int64_t mean_tokens =
@@ -73,7 +78,7 @@ Time ExecutionBatchCostModel::iteration_time(const BatchWork& work) {
                   bucket(prefill_sequences),
                   prefill_tokens > 0 ? bucket(work.prefill_context) : 0,
                   bucket(decode_requests),
-                  decode_requests > 0 ? bucket(std::max<std::int64_t>(1, work.decode_context)) : 0,
+                  decode_requests > 0 ? bucket(std::max<std::int64_t>(1, decode_context)) : 0,
                   dp > 1 ? bucket(mean_tokens) : 0,
                   decode_requests > 0 ? per_request : 0};
     ++lookups_;

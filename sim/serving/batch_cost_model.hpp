@@ -35,6 +35,11 @@ struct BatchWork {
     std::int64_t decode_requests = 0;            // requests taking a decode step
     std::int64_t decode_context = 0;             // mean KV length of those requests
     std::int64_t decode_tokens_per_request = 1;  // 1 + speculative (MTP) draft tokens verified per step
+    // With attention data parallelism, the busiest rank's decode work (0: spread evenly): the most
+    // requests on one rank, and the largest sum of KV lengths on one rank. Attention is priced at that
+    // sum, the other operators at that count.
+    std::int64_t decode_rank_requests = 0;
+    std::int64_t decode_rank_kv_tokens = 0;
 
     bool empty() const { return prefill_tokens == 0 && decode_requests == 0; }
 };

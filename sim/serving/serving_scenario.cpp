@@ -332,6 +332,7 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
     }
     l.finish();
     p.spec.instance.gpus = p.layout.tp;
+    p.spec.instance.attention_dp = p.layout.attn_dp;
     p.spec.instance.max_batch = r.optional<std::int64_t>(
         "max_batch", 256,
         "requests running at once (vLLM's max_num_seqs; the default is a modelling choice near vLLM's)",

@@ -482,6 +482,21 @@ void ServingSimulator::schedule(int index) {
     BatchWork work;
     work.decode_tokens_per_request = step_tokens;
     double prefill_context_sum = 0, decode_context_sum = 0;
+    // Attention DP: decode requests and their KV per rank, for the busiest rank's share.
+    const int dp = std::max(1, inst.spec.attention_dp);
+    if (dp > 1) {
+        inst.rank_requests.assign(static_cast<std::size_t>(dp), 0);
+        inst.rank_kv_tokens.assign(static_cast<std::size_t>(dp), 0);
+    }
+    auto add_decode = [&](const Active& a) {
+        const std::int64_t kv = a.request.input_tokens + a.generated;
+        ++work.decode_requests;
+        decode_context_sum += static_cast<double>(kv);
+        if (dp > 1) {
+            ++inst.rank_requests[static_cast<std::size_t>(a.dp_rank)];
+            inst.rank_kv_tokens[static_cast<std::size_t>(a.dp_rank)] += kv;
+        }
+    };
     auto add_prefill = [&](int slot, Active& a) {
         const std::int64_t chunk = std::min(a.target - a.prefilled, budget);
         if (chunk <= 0) return;
@@ -505,8 +520,7 @@ void ServingSimulator::schedule(int index) {
         if (!reserve_decode_blocks(inst, slot, k)) continue;  // it was preempted: running[k] is the next one
         inst.batch.push_back({slot, 0});
         budget -= step_tokens;
-        ++work.decode_requests;
-        decode_context_sum += static_cast<double>(a.request.input_tokens + a.generated);
+        add_decode(a);
         ++k;
     }
     // Then admission, first come first served, while blocks for the whole prompt are free. Requests
@@ -531,6 +545,8 @@ void ServingSimulator::schedule(int index) {
         }
         it = inst.waiting.erase(it);
         inst.running.push_back(slot);
+        a.dp_rank = inst.next_dp_rank;  // dealt to the ranks in turn; it stays there while running
+        inst.next_dp_rank = (inst.next_dp_rank + 1) % dp;
         if (a.prefilled < a.target) {
             add_prefill(slot, a);
             continue;
@@ -546,8 +562,7 @@ void ServingSimulator::schedule(int index) {
             }
             inst.batch.push_back({slot, 0});
             budget -= step_tokens;
-            ++work.decode_requests;
-            decode_context_sum += static_cast<double>(a.request.input_tokens + a.generated);
+            add_decode(a);
         }
     }
     if (inst.batch.empty()) {
@@ -560,10 +575,16 @@ void ServingSimulator::schedule(int index) {
         work.prefill_context = std::llround(prefill_context_sum / static_cast<double>(work.prefill_sequences));
     if (work.decode_requests > 0)
         work.decode_context = std::llround(decode_context_sum / static_cast<double>(work.decode_requests));
+    if (dp > 1 && work.decode_requests > 0) {
+        work.decode_rank_requests = *std::max_element(inst.rank_requests.begin(), inst.rank_requests.end());
+        work.decode_rank_kv_tokens = *std::max_element(inst.rank_kv_tokens.begin(), inst.rank_kv_tokens.end());
+    }
+    // CUDA graphs are captured per rank: the busiest rank's batch (or the instance's, without DP) is padded.
     const auto& graphs = inst.spec.cuda_graph_batch_sizes;
     if (work.prefill_tokens == 0 && !graphs.empty()) {
-        const auto it = std::lower_bound(graphs.begin(), graphs.end(), work.decode_requests);
-        if (it != graphs.end()) work.decode_requests = *it;
+        std::int64_t& batch = dp > 1 ? work.decode_rank_requests : work.decode_requests;
+        const auto it = std::lower_bound(graphs.begin(), graphs.end(), batch);
+        if (it != graphs.end()) batch = *it;
     }
     const Time duration = inst.spec.cost->iteration_time(work);
     if (duration <= Time::zero())

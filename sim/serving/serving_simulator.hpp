@@ -50,6 +50,9 @@ struct InstanceSpec {
     std::int64_t token_budget = 8192;      // tokens one iteration may process (decode tokens + prefill chunks)
     std::int64_t kv_capacity_tokens = 0;   // KV cache of the whole instance, in tokens
     std::int64_t block_tokens = 16;        // tokens per KV block (vLLM's default block size)
+    // Attention data-parallel ranks: admitted requests are dealt to them in turn and stay there (SGLang's
+    // round-robin DP attention); the busiest rank's decode work is passed to the cost model.
+    int attention_dp = 1;
     std::shared_ptr<BatchCostModel> cost;  // shared by the instances of a pool (one memo)
     // Decode-only iterations run as CUDA graphs captured for these batch sizes (ascending): the batch
     // is priced padded to the next captured size. Empty, or a batch above the largest: no padding.
@@ -266,6 +269,7 @@ private:
         Time transfer_start, transfer_end;
         Time prefix_load_end;
         int preemptions = 0;
+        int dp_rank = 0;  // attention-DP rank on the current instance
         bool prefill_counted = false;
         bool leaving = false;  // finished or handed off in the iteration being settled
     };
@@ -283,6 +287,9 @@ private:
         std::vector<int> running;  // admitted, in admission order
         std::deque<int> incoming;  // decode: handed-off requests waiting for blocks to start their transfer
         std::vector<BatchEntry> batch;
+        int next_dp_rank = 0;                      // the rank the next admitted request goes to
+        std::vector<std::int64_t> rank_requests;   // scratch: decode requests per attention-DP rank
+        std::vector<std::int64_t> rank_kv_tokens;  // scratch: their KV lengths summed per rank
         std::int64_t used_blocks = 0;
         std::int64_t assigned = 0;  // routed here and not gone yet (least-loaded router)
         // Without a prefix cache: sessions whose conversation KV this instance holds, in tokens (first

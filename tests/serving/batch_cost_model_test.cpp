@@ -130,6 +130,22 @@ TEST_CASE("an unbalanced expert load makes MoE iterations slower, a balanced one
     CHECK(make(1.0).iteration_time(work) == balanced.iteration_time(work));
 }
 
+TEST_CASE("with attention DP the busiest rank's decode requests and KV set the step") {
+    auto m = qwen_ep8(qwen_ep8_options());
+    const BatchWork even = decode(256, 1000);  // 32 requests of 1,000 cached tokens on each of 8 ranks
+    BatchWork spread = even;
+    spread.decode_rank_requests = 32;
+    spread.decode_rank_kv_tokens = 32 * 1000;
+    CHECK(m.iteration_time(spread) == m.iteration_time(even));
+    BatchWork long_rank = spread;  // one rank holds the long requests
+    long_rank.decode_rank_kv_tokens = 32 * 8000;
+    CHECK(m.iteration_time(long_rank) > m.iteration_time(even));
+    BatchWork crowded = spread;  // one rank holds more requests
+    crowded.decode_rank_requests = 64;
+    crowded.decode_rank_kv_tokens = 64 * 1000;
+    CHECK(m.iteration_time(crowded) > m.iteration_time(even));
+}
+
 TEST_CASE("a pool whose imbalance changes reports every level's routing noise, weighted by the time it priced") {
     ExecutionCostOptions o = qwen_ep8_options();
     o.expert_noise = [](std::int64_t tokens) { return 1.0 + 64.0 / static_cast<double>(tokens); };

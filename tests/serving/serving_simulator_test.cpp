@@ -325,6 +325,44 @@ TEST_CASE("decode-only iterations are priced at the next captured CUDA-graph bat
     CHECK(padded);
 }
 
+TEST_CASE("with attention DP requests are dealt to the ranks in turn and the busiest rank's decode work is priced") {
+    struct Recorder : BatchCostModel {
+        std::vector<BatchWork> decode_steps;
+        Time iteration_time(const BatchWork& w) override {
+            if (w.prefill_tokens == 0) decode_steps.push_back(w);
+            return 1_ms;
+        }
+        nlohmann::ordered_json provenance() const override { return {}; }
+    };
+    auto recorder = std::make_shared<Recorder>();
+    auto config = colocated(1, 400'000);
+    config.pools[0].instance.cost = recorder;
+    config.pools[0].instance.attention_dp = 2;
+    // Long and short prompts alternate, so rank 0 holds the two long ones.
+    std::vector<Request> requests;
+    for (int i = 0; i < 4; ++i) {
+        Request q;
+        q.id = i;
+        q.input_tokens = i % 2 == 0 ? 1000 : 10;
+        q.output_tokens = 50;
+        requests.push_back(q);
+    }
+    const auto r = run(config, requests);
+    check_conservation(r, 4);
+    int full = 0;
+    for (const BatchWork& w : recorder->decode_steps) {
+        if (w.decode_requests != 4) continue;
+        ++full;
+        CHECK(w.decode_rank_requests == 2);
+        // Both long prompts on one rank, with what they generated so far (at most 50 tokens each).
+        CHECK(w.decode_rank_kv_tokens > 2000);
+        CHECK(w.decode_rank_kv_tokens <= 2100);
+        // An even spread at the mean KV length would price about half of that.
+        CHECK(w.decode_rank_kv_tokens > 2 * w.decode_context + 900);
+    }
+    CHECK(full > 10);
+}
+
 TEST_CASE("multi-turn sessions send every turn, each follow-up reusing the conversation as cached prefix") {
     auto w = workload(2, 100);
     auto config = colocated(2, 400'000);
