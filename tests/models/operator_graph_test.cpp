@@ -38,6 +38,16 @@ OperatorGraphOptions prefill(std::int64_t sequences, std::int64_t seq) {
     return o;
 }
 
+// A decode step of 16 requests of 2,048 cached tokens on a TP8 rank with attention DP8.
+OperatorGraphOptions attention_dp8_decode() {
+    OperatorGraphOptions o;
+    o.phase = Phase::decode;
+    o.batch.kv_lengths = std::vector<std::int64_t>(16, 2048);
+    o.layout.tp = 8;
+    o.layout.attn_dp = 8;
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE("a DeepSeek-V3 MoE layer's GEMM FLOPs are 2 x tokens x its active matmul weights") {
@@ -247,11 +257,7 @@ TEST_CASE("a pipeline stage holds the embedding first, the LM head last and the 
 
 TEST_CASE("attention data parallelism keeps whole heads per rank and gathers tokens for the dense FFN") {
     const ModelSpec m = load_model_or_throw("deepseek-v3");
-    OperatorGraphOptions o;
-    o.phase = Phase::decode;
-    o.batch.kv_lengths = std::vector<std::int64_t>(16, 2048);
-    o.layout.tp = 8;
-    o.layout.attn_dp = 8;
+    OperatorGraphOptions o = attention_dp8_decode();
     const auto dense = layer_operators(m, 0, o);
     CHECK(find(dense, "L0.attn.q_b_proj").n == 128 * 192);
     CHECK(count(dense, CommKind::tp_all_reduce) == 0);
@@ -262,11 +268,7 @@ TEST_CASE("attention data parallelism keeps whole heads per rank and gathers tok
 
 TEST_CASE("dense_tp sets the dense FFN's own TP group: 1 keeps a whole copy per GPU with no gather") {
     const ModelSpec m = load_model_or_throw("deepseek-v3");
-    OperatorGraphOptions o;
-    o.phase = Phase::decode;
-    o.batch.kv_lengths = std::vector<std::int64_t>(16, 2048);
-    o.layout.tp = 8;
-    o.layout.attn_dp = 8;
+    OperatorGraphOptions o = attention_dp8_decode();
     // Default: the whole TP group, tokens of all 8 attention ranks gathered.
     CHECK(find(layer_operators(m, 0, o), "L0.mlp.dp_all_gather").group == 8);
     o.layout.dense_tp = 1;

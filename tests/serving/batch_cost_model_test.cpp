@@ -248,20 +248,12 @@ public:
 
 ExecutionBatchCostModel qwen_ep8(std::shared_ptr<const ExpertCommTimes> comm, ExpertCommKernels kernels,
                                  double imbalance = 1.0) {
-    ExecutionCostOptions o;
-    o.layout.tp = 8;
-    o.layout.attn_dp = 8;
-    o.layout.ep = 8;
-    o.links.nvlink = 360_GBps;
-    o.links.nvlink_latency = 3_us;
-    o.links.network = 50_GBps;
-    o.links.network_latency = 5_us;
+    ExecutionCostOptions o = qwen_ep8_options();
     o.expert_imbalance = imbalance;
     o.expert_comm = std::move(comm);
     o.expert_comm_kernels = kernels;
     o.expert_comm_reason = "test";
-    auto kernel_model = std::make_shared<const KernelCostModel>(load_gpu_profile(default_kernels_dir(), "h100-sxm"));
-    return ExecutionBatchCostModel(load_model_or_throw("qwen3-30b-a3b"), kernel_model, o);
+    return qwen_ep8(o);
 }
 
 }  // namespace
