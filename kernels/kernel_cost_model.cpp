@@ -46,12 +46,16 @@ bool is_decode_attention(const std::string& op) {
     return op == "attn_decode" || op == "mla_decode";
 }
 
+// Attention ops whose `n` is an optional value head dim (mla_decode's is required: its latent's V part).
+bool has_optional_value_head(const std::string& op) {
+    return op == "attn_prefill" || op == "attn_prefill_bwd" || op == "attn_decode";
+}
+
 // One spelling per shape: a value head as wide as the key head is the default (n empty), one query
 // token per decode request too (seq empty), so a row and a query that mean the same shape match.
 KernelShape normalized(KernelShape s) {
     if (s.op == "copy") s.dtype.clear();
-    const bool attention = s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode";
-    if (attention && s.n == s.head_dim) s.n = 0;
+    if (has_optional_value_head(s.op) && s.n == s.head_dim) s.n = 0;
     if (is_decode_attention(s.op) && s.seq == 1) s.seq = 0;
     return s;
 }
@@ -62,7 +66,7 @@ KernelShape normalized(KernelShape s) {
 std::int64_t distance_field(const KernelShape& s, int i) {
     const std::int64_t v = s.numeric(i);
     if (v != 0) return v;
-    if (i == 1 && (s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode")) return s.head_dim;
+    if (i == 1 && has_optional_value_head(s.op)) return s.head_dim;
     if (i == 8 && is_decode_attention(s.op)) return 1;
     return 0;
 }
