@@ -242,6 +242,31 @@ TEST_CASE("the committed GPUs load, answering by roofline until their tables are
     }
 }
 
+TEST_CASE("the H100's published BF16 GEMM table answers its shapes and the other GPUs derive from it", "[kernels]") {
+    const KernelCostModel h100(load_gpu_profile(test::real_kernels_dir(), "h100-sxm"));
+    // XLA's sm_90 entry for 4096^3: 783,328,793,548,203 FLOP/s, i.e. 2 x 4096^3 FLOPs in 175,456 ns.
+    const KernelPrediction own = h100.predict(gemm(4096, 4096, 4096));
+    CHECK(own.provenance == Provenance::published);
+    CHECK(own.basis.find("gemm_bf16.csv") != std::string::npos);
+    CHECK(own.time.us() == Approx(2.0 * 4096 * 4096 * 4096 / 783328793548203.0 * 1e6).epsilon(1e-6));
+    // Past the table's largest shape the kernel keeps the utilization of the nearest measured lines.
+    const KernelPrediction large = h100.predict(gemm(16384, 8192, 8192));
+    CHECK(large.provenance == Provenance::extrapolated);
+    CHECK(large.time > large.roofline_bound);
+    // FP8 has no H100 table: still the roofline.
+    CHECK(h100.predict(gemm(4096, 4096, 4096, "fp8")).provenance == Provenance::roofline);
+    // The H800 (same chip) takes the time unscaled; the B200 scales it by the BF16 peaks' ratio.
+    const KernelCostModel h800(load_gpu_profile(test::real_kernels_dir(), "h800-sxm"));
+    const KernelPrediction on_h800 = h800.predict(gemm(4096, 4096, 4096));
+    CHECK(on_h800.provenance == Provenance::derived);
+    CHECK(on_h800.time == own.time);
+    const KernelCostModel b200(load_gpu_profile(test::real_kernels_dir(), "b200"));
+    const KernelPrediction on_b200 = b200.predict(gemm(4096, 4096, 4096));
+    CHECK(on_b200.provenance == Provenance::derived);
+    const double ratio = h100.profile().spec.peak_flop_rate("bf16").value() / b200.profile().spec.peak_flop_rate("bf16").value();
+    CHECK(on_b200.time.us() == Approx(own.time.us() * ratio).epsilon(1e-6));
+}
+
 TEST_CASE("an unknown GPU name is an error that suggests the closest", "[kernels]") {
     try {
         load_gpu_profile(test::kernel_fixtures(), "synt");
