@@ -93,7 +93,16 @@ GpuSpec load_gpu_spec(const std::string& path) {
         k.finish();
         spec.kernel_rates.push_back(std::move(rates));
     }
-    spec.derive_from = r.optional<std::string>("derive_from", "", "GPU whose measured tables are scaled for this one");
+    // One name or a list of them, in order of preference.
+    constexpr std::string_view kDeriveMeaning = "GPUs whose measured and published tables are scaled for this one";
+    const YAML::Node node = r.node();
+    if (const YAML::Node d = node["derive_from"]; d.IsDefined() && d.IsSequence())
+        spec.derive_from = r.list<std::string>("derive_from", kDeriveMeaning, false);
+    else if (const std::string one = r.optional<std::string>("derive_from", "", kDeriveMeaning); !one.empty())
+        spec.derive_from.push_back(one);
+    for (const std::string& source : spec.derive_from)
+        if (source.empty() || source == spec.name)
+            r.error("derive_from", fmt::format("expected the names of other GPUs' specs; found \"{}\"", source));
     r.finish();
     diagnostics.throw_if_any();
     return spec;

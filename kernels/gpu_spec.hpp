@@ -47,8 +47,9 @@ struct GpuSpec {
     double memory_efficiency = 1.0;
     std::string efficiency_source;
     std::vector<PublishedKernelRates> kernel_rates;
-    // A GPU without tables of its own is derived from this one's (by datasheet ratios); empty if none.
-    std::string derive_from;
+    // GPUs whose own measured and published tables are scaled to this one (by datasheet ratios) for the
+    // operators it has no table of its own for; in order of preference, empty if none.
+    std::vector<std::string> derive_from;
 
     // Peak dense tensor-core rate for a dtype name ("bf16", "fp8"); other dtypes use the BF16 rate.
     FlopRate peak_flop_rate(const std::string& dtype) const;

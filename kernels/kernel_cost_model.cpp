@@ -5,6 +5,7 @@
 #include "sim/input/diagnostics.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -169,8 +170,10 @@ GpuProfile load_gpu_profile(GpuSpec spec, const std::string& calibration_dir) {
     return profile;
 }
 
-GpuProfile load_gpu_profile(const std::string& kernels_dir, const std::string& gpu_name) {
-    const fs::path root(kernels_dir);
+namespace {
+
+// A GPU's spec and its own tables, found by name under `root` (no derivation).
+GpuProfile load_own_profile(const fs::path& root, const std::string& gpu_name) {
     const fs::path spec_file = root / "gpus" / (gpu_name + ".yaml");
     if (!fs::exists(spec_file)) {
         std::vector<std::string> names;
@@ -187,18 +190,26 @@ GpuProfile load_gpu_profile(const std::string& kernels_dir, const std::string& g
                             guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
         d.throw_if_any();
     }
-    GpuProfile profile =
-        load_gpu_profile(load_gpu_spec(spec_file.string()), (root / "calibration" / gpu_name).string());
-    if (!profile.spec.derive_from.empty() && profile.spec.derive_from != gpu_name) {
-        // The source's measured and published tables, scaled, beside this GPU's own: for each op the
-        // model uses the best provenance it has (measured over published over derived), so an op
-        // this GPU has tables for keeps them and the others come from the source.
-        GpuProfile derived = derive_profile(load_gpu_profile(kernels_dir, profile.spec.derive_from), profile.spec);
-        if (!derived.tables.empty()) {
-            for (CalibrationTable& t : derived.tables) profile.tables.push_back(std::move(t));
-            profile.derived_from = derived.derived_from;
-        }
+    return load_gpu_profile(load_gpu_spec(spec_file.string()), (root / "calibration" / gpu_name).string());
+}
+
+}  // namespace
+
+GpuProfile load_gpu_profile(const std::string& kernels_dir, const std::string& gpu_name) {
+    const fs::path root(kernels_dir);
+    GpuProfile profile = load_own_profile(root, gpu_name);
+    // Each source's measured and published tables, scaled, beside this GPU's own: for each op the model
+    // uses the best provenance it has (measured over published over derived), so an op this GPU has
+    // tables for keeps them and the others come from the sources (a shape in two sources' tables keeps
+    // the first source's row).
+    std::vector<std::string> sources;
+    for (const std::string& source : profile.spec.derive_from) {
+        GpuProfile derived = derive_profile(load_own_profile(root, source), profile.spec);
+        if (derived.tables.empty()) continue;
+        for (CalibrationTable& t : derived.tables) profile.tables.push_back(std::move(t));
+        sources.push_back(source);
     }
+    profile.derived_from = fmt::format("{}", fmt::join(sources, ", "));
     return profile;
 }
 

@@ -21,12 +21,13 @@ namespace clustersim {
 struct GpuProfile {
     GpuSpec spec;
     std::vector<CalibrationTable> tables;
-    std::string derived_from;  // name of the GPU whose tables were scaled for this one; empty if none
+    std::string derived_from;  // names of the GPUs whose tables were scaled for this one (", "-joined); empty if none
 };
 
 // Loads kernels_dir/gpus/<gpu_name>.yaml and every CSV in kernels_dir/calibration/<gpu_name>/ (in
-// file-name order). A GPU with no tables whose spec names `derive_from` gets that GPU's measured and
-// published tables scaled by datasheet ratios (derive_profile). Throws InputError on bad files.
+// file-name order), then, for each GPU its spec names in `derive_from` (in that order), that GPU's own
+// measured and published tables scaled by datasheet ratios (derive_profile; the source's own derived
+// tables are not passed on, so two GPUs may derive from each other). Throws InputError on bad files.
 GpuProfile load_gpu_profile(const std::string& kernels_dir, const std::string& gpu_name);
 // The same with the spec given and the tables read from one folder (which may be absent: no tables).
 GpuProfile load_gpu_profile(GpuSpec spec, const std::string& calibration_dir);

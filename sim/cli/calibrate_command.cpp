@@ -4,6 +4,7 @@
 #include "kernels/kernel_cost_model.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <memory>
 #include <string>
@@ -36,7 +37,7 @@ int run_calibrate(const CalibrateArgs& args) {
                    "measures them, every prediction for this GPU is the datasheet roofline at the efficiencies "
                    "above (provenance roofline), or the kernel rates above where listed.\n",
                    spec.name, calibration_dir,
-                   spec.derive_from.empty() ? "" : fmt::format(", and none to derive from {}", spec.derive_from));
+                   spec.derive_from.empty() ? "" : fmt::format(", and none to derive from {}", fmt::join(spec.derive_from, ", ")));
         return 0;
     }
     if (!profile.derived_from.empty())

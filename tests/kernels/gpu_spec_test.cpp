@@ -51,6 +51,22 @@ TEST_CASE("a spec with a missing source or a unit-less number is rejected with e
     }
 }
 
+TEST_CASE("derive_from takes one GPU or a list, and rejects the GPU's own name at its line", "[kernels]") {
+    CHECK(load_gpu_spec(test::kernel_fixtures() + "/gpus/synth-derived.yaml").derive_from ==
+          std::vector<std::string>{"synth"});
+    CHECK(load_gpu_spec(test::kernel_fixtures() + "/gpus/synth-two-sources.yaml").derive_from ==
+          std::vector<std::string>{"synth-partly-derived", "synth"});
+    try {
+        load_gpu_spec(test::kernel_fixtures() + "/gpus/synth-bad-derive.yaml");
+        FAIL("expected an InputError");
+    } catch (const InputError& e) {
+        const std::string text = e.what();
+        CHECK(text.find("synth-bad-derive.yaml:9") != std::string::npos);
+        CHECK(text.find("derive_from") != std::string::npos);
+        CHECK(text.find("\"synth-bad-derive\"") != std::string::npos);
+    }
+}
+
 TEST_CASE("the H800 spec prices FlashMLA decoding at DeepSeek's published rates", "[kernels]") {
     const GpuSpec h800 = load_gpu_spec(test::real_kernels_dir() + "/gpus/h800-sxm.yaml");
     const PublishedKernelRates* rates = h800.published_rates("mla_decode", "bf16");

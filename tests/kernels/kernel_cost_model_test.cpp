@@ -172,6 +172,30 @@ TEST_CASE("a GPU with tables of its own derives only the ops it lacks", "[kernel
     CHECK(rows[0].shape.op == "copy");
 }
 
+TEST_CASE("a GPU derives from several sources in order, each source's own tables only", "[kernels]") {
+    const GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth-two-sources");
+    CHECK(profile.derived_from == "synth-partly-derived, synth");
+    const KernelCostModel model(profile);
+    // The copy comes from synth-partly-derived's measured 70 us (HBM 3000 -> 1500 GB/s), not from synth's
+    // 120 us: the first source's row wins.
+    const KernelPrediction copy = model.predict(copy_of(100'000'000));
+    CHECK(copy.provenance == Provenance::derived);
+    CHECK(copy.time.us() == Approx(70.0 * 2.0));
+    // synth-partly-derived's GEMMs are themselves derived, so they are not passed on: synth's are
+    // (180 us at 1000 TFLOP/s -> 4000).
+    CHECK(model.predict(gemm(4096, 4096, 4096)).time.us() == Approx(180.0 / 4.0));
+}
+
+TEST_CASE("a derive_from naming a GPU without a spec is an error that suggests the closest", "[kernels]") {
+    try {
+        load_gpu_profile(test::kernel_fixtures(), "synth-unknown-source");
+        FAIL("expected an InputError");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("no GPU spec named \"synht\"") != std::string::npos);
+        CHECK(std::string(e.what()).find("did you mean \"synth\"") != std::string::npos);
+    }
+}
+
 TEST_CASE("leave-one-out predicts each measured row from the others", "[kernels]") {
     const GpuProfile profile = load_gpu_profile(test::kernel_fixtures(), "synth");
     const auto rows = leave_one_out(profile);
@@ -253,10 +277,13 @@ TEST_CASE("the H100's published BF16 GEMM table answers its shapes and the other
     const KernelPrediction large = h100.predict(gemm(16384, 8192, 8192));
     CHECK(large.provenance == Provenance::extrapolated);
     CHECK(large.time > large.roofline_bound);
-    // FP8 has no H100 table: still the roofline.
-    CHECK(h100.predict(gemm(4096, 4096, 4096, "fp8")).provenance == Provenance::roofline);
     // The H800 (same chip) takes the time unscaled; the B200 scales it by the BF16 peaks' ratio.
     const KernelCostModel h800(load_gpu_profile(test::real_kernels_dir(), "h800-sxm"));
+    // The two derive from each other's own tables: the H100's FP8 GEMMs are DeepGEMM's published H800 rows.
+    const KernelShape deepgemm = gemm(4096, 7168, 16384, "fp8");
+    CHECK(h800.predict(deepgemm).provenance == Provenance::published);
+    CHECK(h100.predict(deepgemm).provenance == Provenance::derived);
+    CHECK(h100.predict(deepgemm).time == h800.predict(deepgemm).time);
     const KernelPrediction on_h800 = h800.predict(gemm(4096, 4096, 4096));
     CHECK(on_h800.provenance == Provenance::derived);
     CHECK(on_h800.time == own.time);
