@@ -160,13 +160,23 @@ const char* KernelShape::numeric_field_name(int i) {
     return names[i];
 }
 
+namespace {
+// The numeric fields in CSV column order (numeric_field_name's order).
+constexpr std::int64_t KernelShape::* kNumeric[KernelShape::kNumericFields] = {
+    &KernelShape::m,     &KernelShape::n,        &KernelShape::k,        &KernelShape::groups,
+    &KernelShape::batch, &KernelShape::heads,    &KernelShape::kv_heads, &KernelShape::head_dim,
+    &KernelShape::seq,   &KernelShape::context,  &KernelShape::bytes};
+}  // namespace
+
 std::int64_t& KernelShape::numeric(int i) {
-    std::int64_t* fields[kNumericFields] = {&m, &n, &k, &groups, &batch, &heads, &kv_heads, &head_dim, &seq, &context, &bytes};
     if (i < 0 || i >= kNumericFields) throw std::out_of_range("KernelShape field index");
-    return *fields[i];
+    return this->*kNumeric[i];
 }
 
-std::int64_t KernelShape::numeric(int i) const { return const_cast<KernelShape&>(*this).numeric(i); }
+std::int64_t KernelShape::numeric(int i) const {
+    if (i < 0 || i >= kNumericFields) throw std::out_of_range("KernelShape field index");
+    return this->*kNumeric[i];
+}
 
 bool KernelShape::same_shape(const KernelShape& o) const {
     if (op != o.op || dtype != o.dtype) return false;

@@ -81,10 +81,7 @@ KernelShape with_axis(KernelShape s, int axis, std::int64_t value) {
     return s;
 }
 
-struct LinePoint {
-    std::int64_t x;
-    double time_us;
-};
+using LinePoint = KernelGridLine::Point;
 
 struct LineResult {
     double time_us;
@@ -265,6 +262,27 @@ KernelCostModel::KernelCostModel(GpuProfile profile) : profile_(std::move(profil
                 std::any_of(pts.begin(), pts.end(), [&](const Point& p) { return p.shape.same_shape(shape); });
             if (!dup) pts.push_back({shape, r.time_us_p50, t.provenance, t.file});
         }
+    for (const auto& [key, pts] : points_) {
+        std::vector<const Point*> all;
+        for (const Point& p : pts) all.push_back(&p);
+        lines_[key] = make_lines(all);
+    }
+}
+
+KernelCostModel::Lines KernelCostModel::make_lines(const std::vector<const Point*>& pts) {
+    Lines lines;
+    for (const Point* p : pts) {
+        const int axis = primary_axis(p->shape.op);
+        KernelGridLine& l = lines[line_key(p->shape, axis)];
+        if (l.pts.empty()) {
+            l.shape = p->shape;
+            l.file = p->file;
+        }
+        l.pts.push_back({p->shape.numeric(axis), p->time_us, p->file});
+    }
+    for (auto& [key, l] : lines)
+        std::sort(l.pts.begin(), l.pts.end(), [](const LinePoint& a, const LinePoint& b) { return a.x < b.x; });
+    return lines;
 }
 
 KernelPrediction KernelCostModel::predict(const KernelShape& query) const {
@@ -297,14 +315,23 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
         out.basis = "roofline";
         return out;
     };
-    const auto found = points_.find({q.op, q.dtype});
+    const auto op_key = std::make_pair(q.op, q.dtype);
+    const auto found = points_.find(op_key);
     if (found == points_.end()) return roofline_answer();
-    std::vector<const Point*> pts;
-    for (const Point& p : found->second)
-        if (!excluded || !p.shape.same_shape(*excluded)) pts.push_back(&p);
-    if (pts.empty()) return roofline_answer();
+    // Leave-one-out rebuilds the lines without the excluded row; a plain query uses the ones built once.
+    Lines without;
+    const Lines* lines_of_op = &lines_.at(op_key);
+    if (excluded) {
+        std::vector<const Point*> pts;
+        for (const Point& p : found->second)
+            if (!p.shape.same_shape(*excluded)) pts.push_back(&p);
+        without = make_lines(pts);
+        lines_of_op = &without;
+    }
+    const Lines& lines = *lines_of_op;
+    if (lines.empty()) return roofline_answer();
 
-    const Provenance table_prov = pts.front()->table_provenance;
+    const Provenance table_prov = found->second.front().table_provenance;
     auto finish = [&](double time_us, bool inside, const std::string& basis) {
         out.time = Time::from_us(std::max(time_us, roof));
         out.provenance = table_prov == Provenance::derived ? Provenance::derived
@@ -314,38 +341,22 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
         return out;
     };
 
-    for (const Point* p : pts)
-        if (p->shape.same_shape(q)) {
-            out.time = Time::from_us(p->time_us);
-            out.provenance = p->table_provenance;
-            out.basis = p->file;
-            return out;
-        }
-
-    // Lines of the grid along the primary axis, keyed (in a sorted map, for determinism) by the other fields.
+    // A row of the query's shape answers exactly: it lies on the query's own line at its coordinate.
     const int axis = primary_axis(q.op);
+    const auto own = lines.find(line_key(q, axis));
+    if (own != lines.end())
+        for (const LinePoint& p : own->second.pts)
+            if (p.x == q.numeric(axis)) {
+                out.time = Time::from_us(p.time_us);
+                out.provenance = table_prov;
+                out.basis = p.file;
+                return out;
+            }
+
     if (q.numeric(axis) <= 0)
         throw std::invalid_argument(
             fmt::format("operator {} needs a positive \"{}\"", q.op, KernelShape::numeric_field_name(axis)));
-    struct Line {
-        KernelShape shape;
-        std::vector<LinePoint> pts;
-        std::string file;
-    };
-    std::map<std::vector<std::int64_t>, Line> lines;
-    for (const Point* p : pts) {
-        Line& l = lines[line_key(p->shape, axis)];
-        if (l.pts.empty()) {
-            l.shape = p->shape;
-            l.file = p->file;
-        }
-        l.pts.push_back({p->shape.numeric(axis), p->time_us});
-    }
-    for (auto& [key, l] : lines)
-        std::sort(l.pts.begin(), l.pts.end(), [](const LinePoint& a, const LinePoint& b) { return a.x < b.x; });
-
     const std::int64_t x = q.numeric(axis);
-    const auto own = lines.find(line_key(q, axis));
     if (own != lines.end()) {
         const LineResult r = line_time(own->second.pts, x, own->second.shape, axis, spec);
         return finish(r.time_us, r.inside, own->second.file);
@@ -356,7 +367,7 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
     // distance in log space (a geometric mean of utilizations).
     struct Candidate {
         double distance;
-        const Line* line;
+        const KernelGridLine* line;
     };
     std::vector<Candidate> candidates;
     std::vector<std::pair<double, double>> box(KernelShape::kNumericFields, {1e300, -1e300});

@@ -48,6 +48,18 @@ struct KernelPrediction {
     std::string basis;    // the table file the answer rests on, or "roofline"
 };
 
+// One line of a table's grid: the rows that differ only along the op's primary axis, sorted along it.
+struct KernelGridLine {
+    struct Point {
+        std::int64_t x;  // the primary-axis coordinate
+        double time_us;
+        std::string file;  // the table the row came from
+    };
+    KernelShape shape;  // the first row's shape (its primary-axis field is that row's)
+    std::string file;   // the first row's table
+    std::vector<Point> pts;
+};
+
 class KernelCostModel {
 public:
     explicit KernelCostModel(GpuProfile profile);
@@ -66,11 +78,16 @@ private:
         Provenance table_provenance = Provenance::measured;
         std::string file;
     };
+    // The lines of the grid along the op's primary axis, keyed (sorted, for determinism) by the other fields.
+    using Lines = std::map<std::vector<std::int64_t>, KernelGridLine>;
+    static Lines make_lines(const std::vector<const Point*>& pts);
     KernelPrediction predict_impl(const KernelShape& query, const KernelShape* excluded) const;
 
     GpuProfile profile_;
     // (op, dtype) -> rows of the most direct provenance class present (measured, then published, then derived).
     std::map<std::pair<std::string, std::string>, std::vector<Point>> points_;
+    // (op, dtype) -> the same rows as grid lines, built once (leave-one-out builds its own without a row).
+    std::map<std::pair<std::string, std::string>, Lines> lines_;
 };
 
 // Leave-one-out: each row of the profile's measured (and published) tables predicted from the others.
