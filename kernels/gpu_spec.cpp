@@ -75,7 +75,15 @@ GpuSpec load_gpu_spec(const std::string& path) {
         rates.op = k.required<std::string>("op", "operator name (kernels/README.md)");
         rates.dtype = k.required<std::string>("dtype", "the operator's dtype");
         rates.compute = k.required<FlopRate>("compute", "achieved FLOP rate when compute-bound", positive<FlopRate>());
-        rates.memory = k.required<Bandwidth>("memory", "achieved HBM bandwidth when memory-bound", positive<Bandwidth>());
+        // A source that gives only a FLOP rate (attention prefill, say) leaves the memory side to the roofline.
+        if (const auto memory = k.maybe<Bandwidth>("memory", "achieved HBM bandwidth when memory-bound (default: the "
+                                                             "roofline's, HBM bandwidth x its efficiency)",
+                                                   positive<Bandwidth>())) {
+            rates.memory = *memory;
+        } else {
+            rates.memory = spec.hbm_bandwidth.value * spec.memory_efficiency;
+            rates.memory_from_roofline = true;
+        }
         rates.source = k.required<std::string>("source", "the document that publishes these rates");
         rates.derived = k.choice("provenance", {"published", "derived"}, std::string("published"),
                                  "published: this GPU's own figures; derived: another GPU's, scaled by datasheet "

@@ -28,6 +28,7 @@ struct PublishedKernelRates {
     std::string dtype;
     FlopRate compute;   // achieved when compute-bound
     Bandwidth memory;   // achieved when memory-bound
+    bool memory_from_roofline = false;  // no published memory rate: the roofline's (HBM x its efficiency)
     std::string source;
     bool derived = false;  // scaled from another GPU's published rates by datasheet ratios (provenance derived)
 };

@@ -27,10 +27,10 @@ int run_calibrate(const CalibrateArgs& args) {
                spec.bf16_dense.value.tflops(), spec.fp8_dense.value.tflops(), spec.hbm_bandwidth.value.gb_per_second(),
                spec.compute_efficiency, spec.memory_efficiency);
     for (const PublishedKernelRates& r : spec.kernel_rates)
-        fmt::print("  kernel rates ({}): {} {} at {:.0f} TFLOP/s compute-bound, {:.0f} GB/s memory-bound where no "
+        fmt::print("  kernel rates ({}): {} {} at {:.0f} TFLOP/s compute-bound, {:.0f} GB/s memory-bound{} where no "
                    "table covers it; {}\n",
                    r.derived ? "derived" : "published", r.op, r.dtype, r.compute.tflops(), r.memory.gb_per_second(),
-                   r.source);
+                   r.memory_from_roofline ? " (no published figure: the roofline's)" : "", r.source);
     const std::string calibration_dir = args.kernels_dir + "/calibration/" + spec.name;
     if (profile.tables.empty()) {
         fmt::print("no calibration tables for {} (none under {}{}): nothing to check. Until a GPU session "

@@ -131,6 +131,31 @@ TEST_CASE("an operator with published kernel rates and no table is priced at tho
     CHECK(b200.predict(s).provenance == Provenance::roofline);
 }
 
+TEST_CASE("a published FLOP rate without a bandwidth leaves the memory side to the roofline", "[kernels]") {
+    const KernelCostModel b200(load_gpu_profile(test::real_kernels_dir(), "b200"));
+    const GpuSpec& spec = b200.profile().spec;
+    const PublishedKernelRates* forward = spec.published_rates("attn_prefill", "bf16");
+    REQUIRE(forward);
+    CHECK(forward->memory_from_roofline);
+    CHECK(forward->memory.value() == Approx(spec.hbm_bandwidth.value.value() * spec.memory_efficiency));
+    for (const auto& [op, tflops] : {std::pair{"attn_prefill", 1460.0}, std::pair{"attn_prefill_bwd", 1000.0}}) {
+        INFO(op);
+        // Compute-bound: four sequences of 4,096 tokens at FlashMLA's B200 figure.
+        const KernelShape s = test::deepseek_mla_prefill(op, 4, 4096);
+        const KernelPrediction p = b200.predict(s);
+        CHECK(p.provenance == Provenance::published);
+        CHECK(p.basis.find("FlashMLA") != std::string::npos);
+        CHECK(p.time.seconds() == Approx(operator_work(s).flops.flops() / (tflops * 1e12)));
+        // The GB200 derives the rate by the BF16 peaks' ratio (2500 / 2250).
+        const KernelCostModel gb200(load_gpu_profile(test::real_kernels_dir(), "gb200"));
+        CHECK(gb200.predict(s).provenance == Provenance::derived);
+        CHECK(gb200.predict(s).time.seconds() == Approx(p.time.seconds() * 2250.0 / 2500.0).epsilon(1e-3));
+    }
+    // The Hopper GPUs publish no attention prefill rates: roofline.
+    const KernelCostModel h100(load_gpu_profile(test::real_kernels_dir(), "h100-sxm"));
+    CHECK(h100.predict(test::deepseek_mla_prefill("attn_prefill", 4, 4096)).provenance == Provenance::roofline);
+}
+
 TEST_CASE("a published table answers exactly with provenance published", "[kernels]") {
     const auto model = synth_model();
     const KernelPrediction p = model.predict(gemm(4096, 4096, 4096, "fp8"));

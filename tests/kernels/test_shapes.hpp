@@ -23,4 +23,19 @@ inline KernelShape deepseek_mla_decode(std::int64_t batch, std::int64_t query_to
     return s;
 }
 
+// DeepSeek-V3's MLA prefill attention in MHA mode (training and prefill): 128 heads, q/k 192, v 128,
+// `batch` causal sequences of `seq` tokens.
+inline KernelShape deepseek_mla_prefill(const char* op, std::int64_t batch, std::int64_t seq) {
+    KernelShape s;
+    s.op = op;
+    s.dtype = "bf16";
+    s.batch = batch;
+    s.heads = 128;
+    s.kv_heads = 128;
+    s.head_dim = 192;
+    s.n = 128;
+    s.seq = seq;
+    return s;
+}
+
 }  // namespace clustersim::test
