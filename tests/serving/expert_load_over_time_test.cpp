@@ -15,30 +15,14 @@
 using namespace clustersim;
 using namespace clustersim::literals;
 using Catch::Matchers::Contains;
+using clustersim::serving_testing::errors_of;
+using clustersim::serving_testing::read;
 using clustersim::serving_testing::temp_path;
 using clustersim::serving_testing::TempFile;
 
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string errors_of(const std::string& path) {
-    try {
-        load_scenario(path, std::nullopt);
-    } catch (const InputError& e) {
-        std::string out;
-        for (const auto& d : e.diagnostics()) out += format(d) + "\n";
-        return out;
-    }
-    return "";
-}
-
-std::string read(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // Qwen3-30B-A3B on one 8-GPU host (DP8 + EP8, 8 redundant experts), power-law routing; `expert_load`
 // is the lines added under the routing keys.

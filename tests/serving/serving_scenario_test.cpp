@@ -13,23 +13,14 @@
 
 using namespace clustersim;
 using Catch::Matchers::Contains;
+using clustersim::serving_testing::errors_of;
+using clustersim::serving_testing::read;
 using clustersim::serving_testing::temp_path;
 using clustersim::serving_testing::TempFile;
 
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string errors_of(const std::string& path) {
-    try {
-        load_scenario(path, std::nullopt);
-    } catch (const InputError& e) {
-        std::string out;
-        for (const auto& d : e.diagnostics()) out += format(d) + "\n";
-        return out;
-    }
-    return "";
-}
 
 const std::string kFixedScenario = R"(kind: serving
 model: llama3-8b
@@ -50,13 +41,6 @@ workload:
   output_tokens: {distribution: fixed, value: 50}
 slo: {ttft: 1s, tpot: 60ms}
 )";
-
-std::string read(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 std::size_t lines(const std::string& text) {
     return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -183,19 +167,29 @@ TEST_CASE("the default serving scenario, priced at the execution level, is deter
 
 namespace {
 
-// Runs a serving scenario given as text and returns its summary (outputs in a temporary folder, removed).
-nlohmann::ordered_json run_summary(const std::string& name, const std::string& text) {
+// A serving scenario given as text, run: the scenario with every default filled in, and its summary.
+struct TextRun {
+    std::string resolved_yaml;
+    nlohmann::ordered_json summary;
+};
+
+// Runs a serving scenario given as text (outputs in a temporary folder, removed).
+TextRun run_text(const std::string& name, const std::string& text) {
     TempFile f(name + ".yaml", text);
     LoadedScenario s = load_scenario(f.path(), std::nullopt);
     const fs::path dir = temp_path(name);
-    nlohmann::ordered_json summary;
+    TextRun run{s.resolved_yaml, {}};
     {
         RunOutput out(dir);
-        summary = s.runner->run(RunOptions{}, out);
+        run.summary = s.runner->run(RunOptions{}, out);
         out.commit();
     }
     fs::remove_all(dir);
-    return summary;
+    return run;
+}
+
+nlohmann::ordered_json run_summary(const std::string& name, const std::string& text) {
+    return run_text(name, text).summary;
 }
 
 }  // namespace
@@ -690,22 +684,9 @@ deployment:
 }  // namespace
 
 TEST_CASE("EP dispatch and combine are priced by the network model by default, and provenance says which method") {
-    auto run = [](const std::string& key, const std::string& name) {
-        TempFile f(name + ".yaml", ep16_scenario(key));
-        LoadedScenario s = load_scenario(f.path(), std::nullopt);
-        const fs::path dir = temp_path(name);
-        nlohmann::ordered_json summary;
-        {
-            RunOutput out(dir);
-            summary = s.runner->run(RunOptions{}, out);
-            out.commit();
-        }
-        fs::remove_all(dir);
-        return std::make_pair(s.resolved_yaml, summary);
-    };
-    const auto [default_yaml, by_default] = run("", "ep-default");
-    const auto [network_yaml, network] = run("network", "ep-network");
-    const auto [estimate_yaml, estimate] = run("estimate", "ep-estimate");
+    const auto [default_yaml, by_default] = run_text("ep-default", ep16_scenario(""));
+    const auto [network_yaml, network] = run_text("ep-network", ep16_scenario("network"));
+    const auto [estimate_yaml, estimate] = run_text("ep-estimate", ep16_scenario("estimate"));
     CHECK_THAT(default_yaml, Contains("ep_communication: network"));
     const auto ep = network["provenance"]["colocated"]["ep_communication"];
     CHECK(ep["method"] == "network");
@@ -726,17 +707,8 @@ TEST_CASE("EP dispatch and combine are priced by the network model by default, a
 }
 
 TEST_CASE("EP communication falls back to the estimate where the topology cannot hold the EP group, and says why") {
-    TempFile f("ep-small.yaml", ep16_scenario("", 1));
-    LoadedScenario s = load_scenario(f.path(), std::nullopt);
-    CHECK_THAT(s.resolved_yaml, Contains("ep_communication: estimate"));
-    const fs::path dir = temp_path("ep-small");
-    nlohmann::ordered_json summary;
-    {
-        RunOutput out(dir);
-        summary = s.runner->run(RunOptions{}, out);
-        out.commit();
-    }
-    fs::remove_all(dir);
+    const auto [resolved, summary] = run_text("ep-small", ep16_scenario("", 1));
+    CHECK_THAT(resolved, Contains("ep_communication: estimate"));
     const auto ep = summary["provenance"]["colocated"]["ep_communication"];
     CHECK(ep["method"] == "estimate");
     CHECK_THAT(ep["reason"].get<std::string>(),
@@ -784,18 +756,9 @@ workload:
 
 TEST_CASE("dense_tp 1 keeps a whole dense FFN per GPU: the KV cache loses that memory") {
     auto capacity = [](const std::string& dense_tp, const std::string& name) {
-        TempFile f(name + ".yaml", dense_tp_scenario(dense_tp));
-        LoadedScenario s = load_scenario(f.path(), std::nullopt);
-        const fs::path dir = temp_path(name);
-        nlohmann::ordered_json summary;
-        {
-            RunOutput out(dir);
-            summary = s.runner->run(RunOptions{}, out);
-            out.commit();
-        }
-        fs::remove_all(dir);
+        const auto [resolved, summary] = run_text(name, dense_tp_scenario(dense_tp));
         CHECK(summary["pools"][0]["layout"]["dense_tp"] == (dense_tp.empty() ? 32 : std::stoi(dense_tp)));
-        return std::make_pair(s.resolved_yaml, summary["pools"][0]["kv_capacity_tokens"].get<double>());
+        return std::make_pair(resolved, summary["pools"][0]["kv_capacity_tokens"].get<double>());
     };
     const auto [split_yaml, split] = capacity("", "dense-split");
     const auto [whole_yaml, whole] = capacity("1", "dense-whole");

@@ -1,12 +1,14 @@
-// Helpers shared by the serving tests: temporary files and the text of every diagnostic.
+// Helpers shared by the serving tests: temporary files, reading a file whole, and the text of every diagnostic.
 #pragma once
 
 #include "sim/input/diagnostics.hpp"
+#include "sim/scenario/scenario.hpp"
 
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace clustersim::serving_testing {
@@ -35,6 +37,26 @@ public:
 private:
     fs::path path_;
 };
+
+// A file's whole text.
+inline std::string read(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Every diagnostic of loading a scenario file, one per line; empty if it loads.
+inline std::string errors_of(const std::string& path) {
+    try {
+        load_scenario(path, std::nullopt);
+    } catch (const InputError& e) {
+        std::string out;
+        for (const auto& d : e.diagnostics()) out += format(d) + "\n";
+        return out;
+    }
+    return "";
+}
 
 inline std::string all_messages(const Diagnostics& d) {
     std::string out;
