@@ -7,8 +7,9 @@
 #   --work  where the tables and logs are written (default ./calibration-work, or
 #           ./calibration-work-quick with --quick); an op whose CSV is
 #           already there is skipped, so calls can be split by op and resumed
-# At the end the work folder is packed into $OUT/calibration.tar.gz and its summary copied to
-# $OUT/summary.txt (two files: the device tool returns at most eight). Without $OUT, nothing is packed.
+# After every op the work folder is packed into $OUT/calibration.tar.gz and its summary copied to
+# $OUT/summary.txt (two files: the device tool returns at most eight), so a call stopped at its time limit
+# still returns what finished. Without $OUT, nothing is packed.
 # Provenance (GPU, driver, CUDA, clocks, date, commit) is read here at run time, never typed in; set
 # CLUSTERSIM_COMMIT when the tree is not a git checkout (the device machine's copy has no .git).
 set -uo pipefail
@@ -16,7 +17,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="$root/build-kernels/kernels/bench/bin"
 work=""
-all="gemm grouped_gemm moe_gate rmsnorm silu_mul residual_add rope fp8_quant moe_topk moe_permute moe_unpermute copy attn_prefill attn_prefill_bwd attn_decode"
+# Attention and the memory-bound ops first: they have no published table to fall back on (the GEMMs have
+# OpenXLA's H100 BF16 table and DeepGEMM's H800 FP8 ones, kernels/calibration/README.md), so a session
+# whose device time runs out part-way has measured what matters most.
+all="attn_prefill attn_prefill_bwd attn_decode rmsnorm silu_mul residual_add rope fp8_quant copy moe_gate moe_topk moe_permute moe_unpermute gemm grouped_gemm"
 ops="$all"
 quick=""
 while [ $# -gt 0 ]; do
@@ -49,6 +53,13 @@ q() { nvidia-smi --query-gpu="$1" --format=csv,noheader 2>/dev/null | head -1 ||
 } > "$header"
 echo "== $(q name), driver $(q driver_version), commit $commit; tables in $work" | tee -a "$summary"
 
+# Packs the work folder into $OUT (when set), replacing the previous pack.
+pack() {
+  [ -n "${OUT:-}" ] || return 0
+  tar -czf "$OUT/calibration.tar.gz.part" -C "$work" . && mv "$OUT/calibration.tar.gz.part" "$OUT/calibration.tar.gz" &&
+    cp "$summary" "$OUT/summary.txt"
+}
+
 for op in $ops; do
   if [ -s "$work/$op.csv" ]; then echo "== $op: $work/$op.csv exists, skipped" | tee -a "$summary"; continue; fi
   start=$SECONDS
@@ -65,8 +76,8 @@ for op in $ops; do
   skipped=$(grep -c '^skipped' "$work/$op.log" 2>/dev/null)
   echo "== $op: exit $rc, $(( SECONDS - start )) s, $rows rows, ${skipped:-0} shapes skipped" | tee -a "$summary"
   [ "$rc" -ne 0 ] && tail -5 "$work/$op.log" | sed 's/^/   /' | tee -a "$summary"
+  # Packed after every op, so a call stopped at its time limit still returns the tables finished so far.
+  pack
 done
-if [ -n "${OUT:-}" ]; then
-  tar -czf "$OUT/calibration.tar.gz" -C "$work" . && cp "$summary" "$OUT/summary.txt"
-  echo "== packed $(ls "$work"/*.csv 2>/dev/null | wc -l) tables into \$OUT/calibration.tar.gz"
-fi
+pack && [ -n "${OUT:-}" ] && echo "== packed $(ls "$work"/*.csv 2>/dev/null | wc -l) tables into \$OUT/calibration.tar.gz"
+true
