@@ -23,6 +23,13 @@ KernelCostModel h100_roofline() {
         load_gpu_profile(load_gpu_spec(source_dir() + "/kernels/gpus/h100-sxm.yaml"), "/nonexistent/calibration"));
 }
 
+// The same without its published kernel rates: every operator on the datasheet roofline.
+KernelCostModel h100_pure_roofline() {
+    GpuSpec spec = load_gpu_spec(source_dir() + "/kernels/gpus/h100-sxm.yaml");
+    spec.kernel_rates.clear();
+    return KernelCostModel(load_gpu_profile(spec, "/nonexistent/calibration"));
+}
+
 // The synthetic GPU of the kernel tests: made-up gemm and copy tables (tests/kernels/fixtures/README.md).
 KernelCostModel synth() { return KernelCostModel(load_gpu_profile(source_dir() + "/tests/kernels/fixtures", "synth")); }
 
@@ -205,7 +212,7 @@ TEST_CASE("kernel queries carry only the fields their tables fill") {
 
 TEST_CASE("a training layer's backward attention is its own kernel, priced above the forward by its FLOPs") {
     const ModelSpec m = load_model_or_throw("llama3-8b");
-    const KernelCostModel gpu = h100_roofline();
+    const KernelCostModel gpu = h100_pure_roofline();
     OperatorGraphOptions o;
     o.batch.sequences = 1;
     o.batch.seq = 4096;

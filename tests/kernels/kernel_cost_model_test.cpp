@@ -151,9 +151,19 @@ TEST_CASE("a published FLOP rate without a bandwidth leaves the memory side to t
         CHECK(gb200.predict(s).provenance == Provenance::derived);
         CHECK(gb200.predict(s).time.seconds() == Approx(p.time.seconds() * 2250.0 / 2500.0).epsilon(1e-3));
     }
-    // The Hopper GPUs publish no attention prefill rates: roofline.
+    // On Hopper only the forward has a published figure (FlashAttention-3's "up to 740 TFLOPs/s" on the H100
+    // SXM5), which the H800 and H200 take unscaled; the backward stays a roofline.
+    const KernelShape forward_shape = test::deepseek_mla_prefill("attn_prefill", 4, 4096);
     const KernelCostModel h100(load_gpu_profile(test::real_kernels_dir(), "h100-sxm"));
-    CHECK(h100.predict(test::deepseek_mla_prefill("attn_prefill", 4, 4096)).provenance == Provenance::roofline);
+    CHECK(h100.predict(forward_shape).provenance == Provenance::published);
+    CHECK(h100.predict(forward_shape).time.seconds() == Approx(operator_work(forward_shape).flops.flops() / 740e12));
+    for (const char* gpu : {"h800-sxm", "h200-sxm"}) {
+        INFO(gpu);
+        const KernelCostModel same_chip(load_gpu_profile(test::real_kernels_dir(), gpu));
+        CHECK(same_chip.predict(forward_shape).provenance == Provenance::derived);
+        CHECK(same_chip.predict(forward_shape).time == h100.predict(forward_shape).time);
+    }
+    CHECK(h100.predict(test::deepseek_mla_prefill("attn_prefill_bwd", 4, 4096)).provenance == Provenance::roofline);
 }
 
 TEST_CASE("a published table answers exactly with provenance published", "[kernels]") {
