@@ -79,5 +79,6 @@ for op in $ops; do
   # Packed after every op, so a call stopped at its time limit still returns the tables finished so far.
   pack
 done
+# Once more at the end: a resumed run whose ops were all done already has packed nothing yet.
 pack && [ -n "${OUT:-}" ] && echo "== packed $(ls "$work"/*.csv 2>/dev/null | wc -l) tables into \$OUT/calibration.tar.gz"
 true

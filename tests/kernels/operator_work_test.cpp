@@ -76,10 +76,7 @@ TEST_CASE("decode attention reads each request's cache once for all its query to
 }
 
 TEST_CASE("attention with a value head narrower than the key head counts both dims", "[kernels]") {
-    KernelShape mla = attention("attn_prefill", 1, 1024, 0);  // MLA prefill: q/k 192, v 128
-    mla.heads = mla.kv_heads = 128;
-    mla.head_dim = 192;
-    mla.n = 128;
+    const KernelShape mla = test::deepseek_mla_prefill("attn_prefill", 1, 1024);  // q/k 192, v 128
     const double pairs = 1024.0 * 1025 / 2;
     CHECK(operator_work(mla).flops.flops() == Approx(128 * 2.0 * (192 + 128) * pairs));
     CHECK(operator_work(mla).bytes.bytes() == Approx(2.0 * 128 * 1024 * (192 + 128) * 2));

@@ -7,11 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -90,13 +93,16 @@ TEST_CASE("run_all.sh measures attention and the memory-bound ops before the GEM
     // The GEMMs have published tables to fall back on (kernels/calibration/README.md); a session whose
     // device time runs out should have spent it on what has none.
     std::ifstream in(script());
-    std::string line, all;
+    std::string line;
+    std::vector<std::string> order;
     while (std::getline(in, line))
-        if (line.rfind("all=\"", 0) == 0) all = line;
-    REQUIRE_FALSE(all.empty());
-    const auto at = [&](const std::string& op) { return all.find(" " + op + " ") != std::string::npos
-                                                           ? all.find(" " + op + " ")
-                                                           : all.find(op); };
+        if (line.rfind("all=\"", 0) == 0) {
+            std::istringstream words(line.substr(5, line.size() - 6));  // between all=" and the closing "
+            for (std::string op; words >> op;) order.push_back(op);
+        }
+    const auto at = [&](const std::string& op) { return std::find(order.begin(), order.end(), op) - order.begin(); };
+    REQUIRE(at("gemm") < static_cast<std::ptrdiff_t>(order.size()));
+    REQUIRE(at("grouped_gemm") < static_cast<std::ptrdiff_t>(order.size()));
     for (const char* first : {"attn_prefill", "attn_prefill_bwd", "attn_decode", "rmsnorm", "copy"}) {
         INFO(first);
         CHECK(at(first) < at("gemm"));
