@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace clustersim {
 
@@ -194,10 +195,12 @@ void validate_layout(const ModelSpec& m, const ParallelLayout& l) {
     if (l.tp % l.attn_dp != 0) fail(fmt::format("attn_dp {} must divide tp {}", l.attn_dp, l.tp));
     if (m.attention.heads % l.attn_tp() != 0)
         fail(fmt::format("attention TP {} must divide the {} heads", l.attn_tp(), m.attention.heads));
-    if (l.dense_tp < 0) fail("dense_tp must not be negative");
-    if (l.dense_tp > 0 && (l.tp % l.dense_tp != 0 || l.dense_tp % l.attn_tp() != 0))
-        fail(fmt::format("dense_tp {} must divide tp {} and be a multiple of attention TP {} (tp / attn_dp)",
-                         l.dense_tp, l.tp, l.attn_tp()));
+    for (const auto& [key, value] : {std::pair{"dense_tp", l.dense_tp}, std::pair{"vocab_tp", l.vocab_tp}}) {
+        if (value < 0) fail(fmt::format("{} must not be negative", key));
+        if (value > 0 && (l.tp % value != 0 || value % l.attn_tp() != 0))
+            fail(fmt::format("{} {} must divide tp {} and be a multiple of attention TP {} (tp / attn_dp)", key,
+                             value, l.tp, l.attn_tp()));
+    }
     if (l.redundant_experts < 0) fail("redundant_experts must not be negative");
     if (l.redundant_experts > 0 && m.moe.routed_experts == 0)
         fail(fmt::format("redundant_experts {} needs routed experts; the model has none", l.redundant_experts));
@@ -236,13 +239,13 @@ double parameters_per_rank(const ModelSpec& m, const ParallelLayout& l) {
     for (int i = l.first_layer; i < l.end_layer(m); ++i) total += layer_on_rank(i);
     const double h = d(m.hidden);
     if (l.has_embedding()) {
-        total += embedding_params(m) / l.tp;
+        total += embedding_params(m) / l.vocab_parallel_tp();
         if (m.vision) total += vision_params(*m.vision, m.hidden);
     }
     if (l.has_lm_head(m)) {
         total += norm_params(m, h);
         // With tied embeddings a last stage that is not also the first keeps its own copy of the table.
-        if (!m.tied_embeddings || !l.has_embedding()) total += d(m.vocab) * h / l.tp;
+        if (!m.tied_embeddings || !l.has_embedding()) total += d(m.vocab) * h / l.vocab_parallel_tp();
     }
     if (l.include_mtp && m.mtp_layers > 0) {
         total += m.mtp_layers * (3 * norm_params(m, h) + 2 * h * h / l.tp + layer_on_rank(m.layers - 1));

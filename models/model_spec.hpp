@@ -133,6 +133,7 @@ ParameterCounts parameter_counts(const ModelSpec& m);
 // A parallel layout of one rank: which part of the model it holds and how it is split.
 struct ParallelLayout {
     int tp = 1;         // tensor parallelism of attention, dense FFNs, shared experts, embedding and LM head
+                        // (the last three may have their own: dense_tp, vocab_tp)
     int attn_dp = 1;    // attention data parallelism inside the TP group: attention TP is tp / attn_dp
     int ep = 1;         // expert parallelism: routed experts per rank = (routed + redundant) / ep
     int expert_tp = 1;  // tensor parallelism inside each routed expert
@@ -141,6 +142,12 @@ struct ParallelLayout {
     // (gathered, then reduce-scattered back); dense_tp = attn_tp keeps each rank's tokens with a copy of
     // the FFN per attention group (1: a whole copy on every GPU, no communication).
     int dense_tp = 0;
+    // Tensor (vocabulary) parallelism of the embedding and the LM head: 0 means tp. Under attention data
+    // parallelism a group wider than attention TP gathers the hidden states of its vocab_tp / attn_tp
+    // attention ranks, computes their logits over 1/vocab_tp of the vocabulary and all-gathers the logits
+    // (SGLang's default under DP attention); vocab_tp = attn_tp keeps each rank's tokens (SGLang's
+    // --enable-dp-lm-head; 1: a whole copy of the head on every GPU).
+    int vocab_tp = 0;
     // Redundant (replicated) routed experts over the EP group, as DeepSeek's EPLB places them: each
     // rank holds (routed_experts + redundant_experts) / ep physical experts per MoE layer.
     int redundant_experts = 0;
@@ -151,6 +158,7 @@ struct ParallelLayout {
 
     int attn_tp() const { return attn_dp > 0 ? tp / attn_dp : tp; }
     int dense_ffn_tp() const { return dense_tp > 0 ? dense_tp : tp; }
+    int vocab_parallel_tp() const { return vocab_tp > 0 ? vocab_tp : tp; }
     // Physical routed experts one rank holds per MoE layer (redundant replicas included).
     int experts_per_rank(const ModelSpec& m) const;
     int end_layer(const ModelSpec& m) const { return last_layer < 0 ? m.layers : last_layer; }

@@ -162,23 +162,34 @@ public:
         ffn_block(index);
     }
 
+    // The embedding and the LM head are vocabulary-parallel over vocab_tp GPUs (default tp). Under attention
+    // data parallelism a group wider than attention TP works on the tokens of its vocab_tp / attn_tp
+    // attention ranks (SGLang's logits processor under DP attention: the hidden states gathered, the logits
+    // all-gathered); vocab_tp = attn_tp keeps each rank's tokens (--enable-dp-lm-head).
+    int vocab_gathered() const { return std::max(1, o_.layout.vocab_parallel_tp() / o_.layout.attn_tp()); }
+
     void embedding(const std::string& name) {
-        const int tp = o_.layout.tp;
+        const int tp = o_.layout.vocab_parallel_tp();
+        const std::int64_t rows = tokens_ * vocab_gathered();
         Operator op = base(OpKind::embedding, name);
-        op.m = tokens_;
+        op.m = rows;
         op.n = m_.hidden;
         op.k = m_.vocab / tp;
-        op.bytes_read = Bytes(d(tokens_) * d(m_.hidden) * 2);
-        op.bytes_written = Bytes(d(tokens_) * d(m_.hidden) * 2);
+        op.bytes_read = Bytes(d(rows) * d(m_.hidden) * 2);
+        op.bytes_written = Bytes(d(rows) * d(m_.hidden) * 2);
         push(op);
-        if (tp > 1) collective(CommKind::tp_all_reduce, name + ".tp_all_reduce", d(tokens_) * d(m_.hidden) * 2, Role::forward_only);
+        if (tp > 1) collective(CommKind::tp_all_reduce, name + ".tp_all_reduce", d(rows) * d(m_.hidden) * 2, Role::forward_only, tp);
     }
 
     void head(const std::string& prefix) {
-        const int tp = o_.layout.tp;
+        const int tp = o_.layout.vocab_parallel_tp();
         // Prefill needs logits of the last token of each sequence only; training and decode of every token.
-        const std::int64_t rows = o_.phase == Phase::prefill ? o_.batch.sequences : tokens_;
-        norm(prefix + "final_norm", rows, m_.hidden);
+        const std::int64_t own = o_.phase == Phase::prefill ? o_.batch.sequences : tokens_;
+        const std::int64_t rows = own * vocab_gathered();
+        norm(prefix + "final_norm", own, m_.hidden);
+        if (rows > own)
+            collective(CommKind::tp_all_gather, prefix + "lm_head.dp_all_gather", d(rows) * d(m_.hidden) * 2,
+                       Role::forward_only, tp);
         Operator op = gemm_op(OpKind::lm_head, prefix + "lm_head", rows, m_.vocab / tp, m_.hidden, false);
         push(op);
         if (training_) {
@@ -197,9 +208,9 @@ public:
             if (training_) {
                 // Vocab-parallel cross entropy all-reduces three FP32 values per token: the max, the
                 // target's logit and the sum of exponentials (_VocabParallelCrossEntropy.forward).
-                collective(CommKind::tp_all_reduce, prefix + "lm_head.cross_entropy", d(rows) * 3 * 4, Role::forward_only);
+                collective(CommKind::tp_all_reduce, prefix + "lm_head.cross_entropy", d(rows) * 3 * 4, Role::forward_only, tp);
             } else {
-                collective(CommKind::tp_all_gather, prefix + "lm_head.logits", d(rows) * d(m_.vocab) * 2, Role::forward_only);
+                collective(CommKind::tp_all_gather, prefix + "lm_head.logits", d(rows) * d(m_.vocab) * 2, Role::forward_only, tp);
             }
         }
     }

@@ -104,7 +104,7 @@ Time ExecutionBatchCostModel::communication_time(const Operator& op) const {
         case CommKind::tp_all_gather:
         case CommKind::tp_reduce_scatter: {
             // Over the collective's own group: attention's TP blocks over attention TP, the dense FFN's
-            // over dense_tp, the embedding and LM head over the whole tp.
+            // over dense_tp, the embedding and LM head over vocab_tp (0: the whole tp).
             const int n = op.group > 0 ? op.group : L.tp;
             if (n <= 1) return Time::zero();
             const bool in_host = n <= links.gpus_per_host;
@@ -273,21 +273,33 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
         if (std::get<0>(signature) == model_.is_moe_layer(model_.layers - 1)) mtp_layer = layer_time;
     }
 
-    // LM head: logits for the last prompt token of each prefill sequence and for every decode token.
-    const std::int64_t rows = prefill_sequences + decode_tokens;
+    // LM head: logits for the last prompt token of each prefill sequence and for every decode token, over
+    // 1/vocab_tp of the vocabulary. A vocabulary group wider than attention TP computes the rows of its
+    // vocab_tp / attn_tp attention ranks, their hidden states gathered first (SGLang's logits processor under
+    // DP attention); the logits are all-gathered over the group.
+    const auto& L = options_.layout;
+    const int vocab_tp = L.vocab_parallel_tp();
+    const std::int64_t rows = (prefill_sequences + decode_tokens) * std::max(1, vocab_tp / L.attn_tp());
     KernelShape head;
     head.op = "gemm";
     head.dtype = "bf16";
     head.m = rows;
-    head.n = model_.vocab / options_.layout.tp;
+    head.n = model_.vocab / vocab_tp;
     head.k = model_.hidden;
     const KernelPrediction head_time = kernels_->predict(head);
     out.compute += head_time.time;
     out.by_provenance[static_cast<std::size_t>(head_time.provenance)] += head_time.time;
+    Operator hidden;
+    hidden.comm = CommKind::tp_all_gather;
+    hidden.group = vocab_tp;
+    hidden.comm_bytes = rows > prefill_sequences + decode_tokens
+                            ? Bytes(static_cast<double>(rows) * static_cast<double>(model_.hidden) * 2.0)
+                            : Bytes(0);
     Operator logits;
     logits.comm = CommKind::tp_all_gather;
+    logits.group = vocab_tp;
     logits.comm_bytes = Bytes(static_cast<double>(rows) * static_cast<double>(model_.vocab) * 2.0);
-    const Time gather = communication_time(logits);
+    const Time gather = communication_time(hidden) + communication_time(logits);
     out.communication += gather;
     out.total += head_time.time + gather;
 

@@ -38,6 +38,11 @@ namespace fs = std::filesystem;
 constexpr double kDefaultGpuMemoryUtilization = 0.9;
 // vLLM's default KV block size on CUDA (EngineArgs.block_size = 16, docs.vllm.ai "Engine Arguments").
 constexpr std::int64_t kDefaultBlockTokens = 16;
+// SGLang's decode pre-allocation keeps room for this many decode tokens per request held (running, in the
+// transfer queue or waiting) before it pre-allocates KV for a transfer: sgl-project/sglang
+// python/sglang/srt/disaggregation/decode.py, DecodePreallocQueue._allocatable_tokens and
+// DEFAULT_RESERVED_DECODE_TOKENS = 512 (env SGLANG_NUM_RESERVED_DECODE_TOKENS), as read in stored copies.
+constexpr std::int64_t kDefaultReservedDecodeTokens = 512;
 // SMs DeepEP's normal dispatch and combine kernels use unless Buffer.set_num_sms() sets another
 // (deepseek-ai/DeepEP deep_ep/buffer.py: `num_sms: int = 20`).
 constexpr int kDeepEpDefaultSms = 20;
@@ -309,6 +314,14 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
         in_range(1, 4096));
     p.layout.dense_tp = dense_tp.value_or(0);
     if (!dense_tp) l.resolved()["dense_tp"] = p.layout.tp;
+    const auto vocab_tp = l.maybe<int>(
+        "vocab_tp",
+        "tensor parallelism of the embedding and LM head (default tp; under attention DP a group gathers the hidden "
+        "states and logits of vocab_tp / attn_tp attention ranks; attn_tp: SGLang's --enable-dp-lm-head; 1: a whole "
+        "copy on every GPU)",
+        in_range(1, 4096));
+    p.layout.vocab_tp = vocab_tp.value_or(0);
+    if (!vocab_tp) l.resolved()["vocab_tp"] = p.layout.tp;
     // Read before the layout is checked: the routed plus redundant experts must spread evenly over ep.
     p.redundant_experts = r.optional<int>(
         "redundant_experts", 0,
@@ -343,6 +356,12 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
         at_least<std::int64_t>(1));
     p.spec.instance.block_tokens =
         r.optional<std::int64_t>("block_tokens", kDefaultBlockTokens, "tokens per KV block", at_least<std::int64_t>(1));
+    if (role == InstanceRole::decode)
+        p.spec.instance.reserved_decode_tokens = r.optional<std::int64_t>(
+            "reserved_decode_tokens", kDefaultReservedDecodeTokens,
+            "tokens of decode room kept per request held before a KV transfer may start (SGLang's "
+            "num_reserved_decode_tokens; 0: transfers take any free blocks)",
+            at_least<std::int64_t>(0));
     p.memory_utilization =
         r.optional<double>("gpu_memory_utilization", kDefaultGpuMemoryUtilization,
                            "share of HBM for weights, activations and KV cache", in_range(0.05, 1.0));
@@ -1210,7 +1229,8 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
               {"attn_dp", l.attn_dp},
               {"ep", l.ep},
               {"expert_tp", l.expert_tp},
-              {"dense_tp", l.dense_ffn_tp()}}},
+              {"dense_tp", l.dense_ffn_tp()},
+              {"vocab_tp", l.vocab_parallel_tp()}}},
             {"kv_capacity_tokens", p.instance.kv_capacity_tokens},
             {"max_batch", p.instance.max_batch},
             {"token_budget", p.instance.token_budget},

@@ -717,8 +717,16 @@ void ServingSimulator::start_transfers(int index) {
         Active& a = slots_[static_cast<std::size_t>(slot)];
         const std::int64_t tokens = a.request.input_tokens + a.generated;
         const std::int64_t need = blocks_for(inst, tokens);
-        if (inst.capacity_blocks - inst.used_blocks < need) break;
+        // Room kept for the decoding of every request held, this one included; an instance holding nothing
+        // takes any request whose KV fits (else a prompt near the capacity would never move).
+        const std::int64_t held =
+            static_cast<std::int64_t>(inst.running.size() + inst.waiting.size()) + inst.transferring;
+        const std::int64_t reserve = inst.spec.reserved_decode_tokens > 0 && held > 0
+                                         ? blocks_for(inst, (held + 1) * inst.spec.reserved_decode_tokens)
+                                         : 0;
+        if (inst.capacity_blocks - inst.used_blocks < need + reserve) break;
         inst.incoming.pop_front();
+        ++inst.transferring;
         a.decode_blocks = need;
         set_used_blocks(inst, inst.used_blocks + need);
         KvTransfer transfer;
@@ -742,6 +750,7 @@ void ServingSimulator::transfer_done(int slot) {
         --prefill.assigned;
     }
     Instance& decode = instances_[static_cast<std::size_t>(a.decode_instance)];
+    --decode.transferring;
     a.instance = a.decode_instance;
     a.blocks = a.decode_blocks;
     a.decode_blocks = 0;

@@ -50,6 +50,11 @@ struct InstanceSpec {
     std::int64_t token_budget = 8192;      // tokens one iteration may process (decode tokens + prefill chunks)
     std::int64_t kv_capacity_tokens = 0;   // KV cache of the whole instance, in tokens
     std::int64_t block_tokens = 16;        // tokens per KV block (vLLM's default block size)
+    // Decode instances of a disaggregated deployment: a KV transfer starts only while the blocks left after
+    // it still hold this many more tokens for every request the instance holds (running, waiting, or on its
+    // way), so transferred requests do not take the room running ones need to keep decoding (SGLang's
+    // decode pre-allocation, num_reserved_decode_tokens). 0: transfers take any free blocks.
+    std::int64_t reserved_decode_tokens = 0;
     // Attention data-parallel ranks: admitted requests are dealt to them in turn and stay there (SGLang's
     // round-robin DP attention); the busiest rank's decode work is passed to the cost model.
     int attention_dp = 1;
@@ -286,6 +291,7 @@ private:
         std::deque<int> waiting;   // not admitted yet, in order
         std::vector<int> running;  // admitted, in admission order
         std::deque<int> incoming;  // decode: handed-off requests waiting for blocks to start their transfer
+        std::int64_t transferring = 0;  // decode: KV transfers under way to this instance
         std::vector<BatchEntry> batch;
         int next_dp_rank = 0;                      // the rank the next admitted request goes to
         std::vector<std::int64_t> rank_requests;   // scratch: decode requests per attention-DP rank

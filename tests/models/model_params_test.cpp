@@ -233,6 +233,22 @@ TEST_CASE("dense FFN weights follow dense_tp and shared experts follow attention
     CHECK_THROWS_WITH(parameters_per_rank(m, bad), Catch::Contains("multiple of attention TP 8"));
 }
 
+TEST_CASE("embedding and LM head weights follow vocab_tp") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    ParallelLayout split;
+    split.tp = 32;
+    split.attn_dp = 32;
+    split.ep = 32;
+    ParallelLayout whole = split;
+    whole.vocab_tp = 1;
+    // DeepSeek-V3's untied embedding and LM head, 129,280 x 7,168 each: whole copies instead of 1/32.
+    const double vocab = 2.0 * 129280 * 7168;
+    CHECK(parameters_per_rank(m, whole) - parameters_per_rank(m, split) == Approx(vocab * 31 / 32));
+    ParallelLayout bad = split;
+    bad.vocab_tp = 3;
+    CHECK_THROWS_WITH(parameters_per_rank(m, bad), Catch::Contains("vocab_tp 3 must divide tp 32"));
+}
+
 TEST_CASE("a layout that does not divide the model is rejected with the reason") {
     const ModelSpec m = load_model_or_throw("mixtral-8x7b");
     ParallelLayout l;

@@ -287,6 +287,27 @@ TEST_CASE("dense_tp sets the dense FFN's own TP group: 1 keeps a whole copy per 
     CHECK(find(four, "L0.mlp.gate_up_proj").n == 2 * 18432 / 4);
 }
 
+TEST_CASE("vocab_tp sets the LM head's group: wider than attention TP it gathers the ranks' rows, 1 keeps them") {
+    const ModelSpec m = load_model_or_throw("deepseek-v3");
+    OperatorGraphOptions o = attention_dp8_decode();
+    o.layout.first_layer = m.layers - 1;  // the last stage: the final layer and the LM head
+    // Default (the whole tp of 8 under attention DP 8): the hidden states of all 8 ranks' 16 tokens are
+    // gathered, each GPU computes their logits over 1/8 of the vocabulary, and the logits are gathered.
+    const auto wide = stage_operators(m, o);
+    CHECK(find(wide, "lm_head.dp_all_gather").group == 8);
+    CHECK(find(wide, "lm_head.dp_all_gather").comm_bytes.bytes() == 16.0 * 8 * 7168 * 2);
+    CHECK(find(wide, "lm_head").m == 16 * 8);
+    CHECK(find(wide, "lm_head").n == 129280 / 8);
+    CHECK(find(wide, "lm_head.logits").comm_bytes.bytes() == 16.0 * 8 * 129280 * 2);
+    // vocab_tp 1 (SGLang's --enable-dp-lm-head under full attention DP): each GPU its own rows, the
+    // whole vocabulary, nothing moved.
+    o.layout.vocab_tp = 1;
+    const auto own = stage_operators(m, o);
+    CHECK(find(own, "lm_head").m == 16);
+    CHECK(find(own, "lm_head").n == 129280);
+    CHECK(std::none_of(own.begin(), own.end(), [](const Operator& op) { return op.name.starts_with("lm_head."); }));
+}
+
 TEST_CASE("TP collectives name their own group: attention's over attention TP, the rest over tp") {
     const ModelSpec m = load_model_or_throw("llama3-8b");
     OperatorGraphOptions o = prefill(1, 256);

@@ -725,13 +725,13 @@ TEST_CASE("a bad ep_communication is an error at its key; network on too small a
                                         Contains("cannot hold the EP16 group") && Contains("use estimate"));
 }
 
-// ---- dense_tp ------------------------------------------------------------------------------------
+// ---- dense_tp and vocab_tp ---------------------------------------------------------------------------
 
 namespace {
 
 // DeepSeek-V3 as DeepSeek's prefill unit (EP32, attention and shared experts DP32), colocated, with a
-// fixed cost model: only the memory accounting matters here.
-std::string dense_tp_scenario(const std::string& dense_tp) {
+// fixed cost model: only the memory accounting matters here. `layout_keys` is added to the layout.
+std::string prefill_unit_scenario(const std::string& layout_keys) {
     return fmt::format(R"(kind: serving
 model: deepseek-v3
 gpu: h800-sxm
@@ -749,14 +749,14 @@ workload:
   input_tokens: {{distribution: fixed, value: 512}}
   output_tokens: {{distribution: fixed, value: 4}}
 )",
-                       dense_tp.empty() ? "" : ", dense_tp: " + dense_tp);
+                       layout_keys);
 }
 
 }  // namespace
 
 TEST_CASE("dense_tp 1 keeps a whole dense FFN per GPU: the KV cache loses that memory") {
     auto capacity = [](const std::string& dense_tp, const std::string& name) {
-        const auto [resolved, summary] = run_text(name, dense_tp_scenario(dense_tp));
+        const auto [resolved, summary] = run_text(name, prefill_unit_scenario(dense_tp.empty() ? "" : ", dense_tp: " + dense_tp));
         CHECK(summary["pools"][0]["layout"]["dense_tp"] == (dense_tp.empty() ? 32 : std::stoi(dense_tp)));
         return std::make_pair(resolved, summary["pools"][0]["kv_capacity_tokens"].get<double>());
     };
@@ -771,7 +771,23 @@ TEST_CASE("dense_tp 1 keeps a whole dense FFN per GPU: the KV cache loses that m
 }
 
 TEST_CASE("a dense_tp that does not divide tp is an error at the layout") {
-    TempFile f("dense-bad.yaml", dense_tp_scenario("3"));
+    TempFile f("dense-bad.yaml", prefill_unit_scenario(", dense_tp: 3"));
     CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":10:") && Contains("deployment.colocated.layout") &&
                                         Contains("dense_tp 3 must divide tp 32"));
+}
+
+TEST_CASE("vocab_tp 1 keeps a whole embedding and LM head per GPU: the KV cache loses that memory") {
+    const auto [split_yaml, split] = run_text("vocab-split", prefill_unit_scenario(""));
+    const auto [whole_yaml, whole] = run_text("vocab-whole", prefill_unit_scenario(", vocab_tp: 1"));
+    CHECK_THAT(split_yaml, Contains("vocab_tp: 32"));
+    CHECK(split["pools"][0]["layout"]["vocab_tp"] == 32);
+    CHECK(whole["pools"][0]["layout"]["vocab_tp"] == 1);
+    // 31/32 of the 129,280 x 7,168 embedding and LM head more per GPU (FP8 bytes, as every weight of
+    // this scenario), over the KV bytes of one token per GPU, for each of the 32 attention ranks.
+    const double extra = 2.0 * 129280 * 7168 * 31 / 32;
+    const double kv_per_token = 61.0 * 576 * 2;
+    CHECK(split["pools"][0]["kv_capacity_tokens"].get<double>() - whole["pools"][0]["kv_capacity_tokens"].get<double>() ==
+          Approx(extra / kv_per_token * 32).epsilon(0.001));
+    TempFile f("vocab-bad.yaml", prefill_unit_scenario(", vocab_tp: 5"));
+    CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":10:") && Contains("vocab_tp 5 must divide tp 32"));
 }

@@ -286,6 +286,24 @@ TEST_CASE("a disaggregated deployment whose decode KV cache is nearly full still
     CHECK(r.worst_kv_excess <= 0);
 }
 
+TEST_CASE("decode room kept per held request stops KV transfers from forcing preemptions") {
+    // The nearly-full decode cache above preempts because transfers take the blocks running requests
+    // need to grow. Keeping 512 tokens of room per held request before a transfer starts (SGLang's
+    // pre-allocation rule) covers every request's growth here (at most 400 output tokens), so none is
+    // preempted and every request still completes.
+    auto w = workload(40, 800);
+    w.output.min = 100;
+    w.output.max = 400;
+    const auto free_for_all = run(disaggregated(12'000), w, 9);
+    auto config = disaggregated(12'000);
+    config.pools[1].instance.reserved_decode_tokens = 512;
+    const auto reserved = run(config, w, 9);
+    check_conservation(reserved, 800);
+    CHECK(free_for_all.summary.preemptions > 0);
+    CHECK(reserved.summary.preemptions == 0);
+    CHECK(reserved.worst_kv_excess <= 0);
+}
+
 TEST_CASE("tight KV caches with MTP drafts strand no request, over many seeds") {
     for (std::uint64_t seed = 1; seed <= 12; ++seed) {
         INFO("seed " << seed);
