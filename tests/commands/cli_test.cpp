@@ -163,3 +163,35 @@ TEST_CASE("clustersim calibrate reports leave-one-out error per op when tables e
     CHECK(contains(r.output, "gemm"));
     CHECK(contains(r.output, "median"));
 }
+
+TEST_CASE("run --out never replaces a file, the working folder or a folder of other files, but an earlier result it does") {
+    ScratchDir scratch("run-out");
+    const std::string scenario = source_path("scenarios/network/h100-allreduce-8gpu.yaml");
+    auto run_into = [&](const fs::path& out) {
+        return run_clustersim(fmt::format("run '{}' --out '{}'", scenario, out.string()));
+    };
+    // A folder of someone's files is left as it was.
+    fs::create_directories(scratch.path / "notes");
+    std::ofstream(scratch.path / "notes" / "keep.txt") << "mine\n";
+    CommandResult r = run_into(scratch.path / "notes");
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "not an earlier clustersim result"));
+    CHECK(fs::exists(scratch.path / "notes" / "keep.txt"));
+    // So is a file.
+    std::ofstream(scratch.path / "file.txt") << "mine\n";
+    r = run_into(scratch.path / "file.txt");
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "is not a folder"));
+    CHECK(fs::is_regular_file(scratch.path / "file.txt"));
+    // The working folder and the folders above it are refused.
+    r = run_into(fs::current_path());
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "working folder or a folder above it"));
+    r = run_into(fs::current_path().parent_path());
+    CHECK(r.exit_code == 2);
+    // A new folder, then the same one again: an earlier result is replaced.
+    CHECK(run_into(scratch.path / "result").exit_code == 0);
+    CHECK(run_into(scratch.path / "result").exit_code == 0);
+    CHECK(fs::exists(scratch.path / "result" / "summary.json"));
+}
