@@ -212,17 +212,18 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
             const double capacity = topology.link(l).effective_bandwidth().bytes_per_second();
             std::vector<double> bytes(static_cast<std::size_t>(bins), 0.0);
             for (std::size_t i = 0; i < timeline.size(); ++i) {
-                const double from = static_cast<double>(timeline[i].first.ps());
+                double from = static_cast<double>(timeline[i].first.ps());
                 const double to = i + 1 < timeline.size() ? static_cast<double>(timeline[i + 1].first.ps())
                                                           : static_cast<double>(execution.finished_at().ps());
                 const double rate = timeline[i].second;
-                for (double t = from; t < to;) {
-                    const auto b = std::min<std::size_t>(static_cast<std::size_t>(t / bin_ps), static_cast<std::size_t>(bins - 1));
-                    const double bin_end = std::min(to, (static_cast<double>(b) + 1) * bin_ps);
-                    const double span = std::max(bin_end - t, 0.0);
-                    bytes[b] += rate * span * 1e-12;
-                    t = b + 1 == static_cast<std::size_t>(bins) ? to : bin_end;
-                    if (span == 0) break;
+                // Walk the bins by index: recomputing a bin from t / bin_ps can round back into the bin just
+                // left, which ended the walk early and dropped the rest of the interval.
+                const auto last = static_cast<std::size_t>(bins - 1);
+                for (auto b = std::min<std::size_t>(static_cast<std::size_t>(from / bin_ps), last); from < to; ++b) {
+                    const double bin_end = b == last ? to : std::min(to, (static_cast<double>(b) + 1) * bin_ps);
+                    bytes[b] += rate * std::max(bin_end - from, 0.0) * 1e-12;
+                    if (b == last || bin_end >= to) break;
+                    from = bin_end;
                 }
             }
             const auto& link = topology.link(l);

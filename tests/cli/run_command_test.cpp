@@ -120,3 +120,23 @@ TEST_CASE("identical runs give identical bytes and the seed changes the routing"
     CHECK(read_file(seeded1 / "transfers.csv") != read_file(seeded2 / "transfers.csv"));
     CHECK_THAT(read_file(seeded2 / "resolved.yaml"), Catch::Contains("seed: 2"));
 }
+
+TEST_CASE("a link busy for the whole call reads as fully used whatever the number of time bins", "[cli]") {
+    // The ring of two keeps each NVLink direction busy from start to end (but the per-step latency), so
+    // the busiest link's mean utilization is near 1 with 1 bin and with 1,000 (it read 0.11 at the default
+    // 100 bins when the binning walk stopped early on a rounding).
+    ScratchDir scratch("bins");
+    std::string scenario = read_file(fixture("two_gpu_allreduce.yaml"));
+    const std::string relative = "../../../topologies/";
+    scenario.replace(scenario.find(relative), relative.size(), source_path("topologies/") + "/");
+    for (int bins : {1, 7, 100, 1000}) {
+        const fs::path file = scratch.path / fmt::format("bins-{}.yaml", bins);
+        std::ofstream(file) << scenario << fmt::format("utilization_bins: {}\n", bins);
+        const fs::path out = scratch.path / fmt::format("out{}", bins);
+        const CommandResult r = run_clustersim(fmt::format("run '{}' --out '{}'", file.string(), out.string()));
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        const auto summary = nlohmann::json::parse(read_file(out / "summary.json"));
+        CHECK(summary.at("busiest_nvlink_link_mean_utilization").get<double>() == Approx(1.0).margin(0.01));
+    }
+}
