@@ -179,7 +179,7 @@ std::int64_t KernelShape::numeric(int i) const {
 }
 
 bool KernelShape::same_shape(const KernelShape& o) const {
-    if (op != o.op || dtype != o.dtype) return false;
+    if (op != o.op || dtype != o.dtype || kv_dtype != o.kv_dtype) return false;
     for (int i = 0; i < kNumericFields; ++i)
         if (numeric(i) != o.numeric(i)) return false;
     return true;

@@ -24,6 +24,9 @@ struct KernelShape {
     std::string dtype;
     std::int64_t m = 0, n = 0, k = 0, groups = 0, batch = 0, heads = 0, kv_heads = 0, head_dim = 0, seq = 0,
                  context = 0, bytes = 0;
+    // Decode attention: the KV cache's element type where it differs from dtype (an FP8 cache read by a
+    // BF16 kernel); empty otherwise. Not a table column: the tables' rows read a cache of their dtype.
+    std::string kv_dtype;
 
     // The numeric fields in CSV column order, for generic comparisons and distances.
     static constexpr int kNumericFields = 11;

@@ -58,6 +58,7 @@ KernelShape normalized(KernelShape s) {
     if (s.op == "copy") s.dtype.clear();
     if (has_optional_value_head(s.op) && s.n == s.head_dim) s.n = 0;
     if (is_decode_attention(s.op) && s.seq == 1) s.seq = 0;
+    if (s.kv_dtype == s.dtype || !is_decode_attention(s.op)) s.kv_dtype.clear();
     return s;
 }
 
@@ -317,7 +318,9 @@ KernelPrediction KernelCostModel::predict_impl(const KernelShape& q, const Kerne
     };
     const auto op_key = std::make_pair(q.op, q.dtype);
     const auto found = points_.find(op_key);
-    if (found == points_.end()) return roofline_answer();
+    // The tables time kernels reading a cache of their own dtype: a query whose cache is narrower (an FP8
+    // cache) is answered by the published rates or the roofline on its own bytes instead.
+    if (found == points_.end() || !q.kv_dtype.empty()) return roofline_answer();
     // Leave-one-out rebuilds the lines without the excluded row; a plain query uses the ones built once.
     Lines without;
     const Lines* lines_of_op = &lines_.at(op_key);

@@ -74,8 +74,9 @@ OperatorWork operator_work(const KernelShape& s) {
         const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
         const double kvh = need(s, s.kv_heads, "kv_heads"), c = need(s, s.context, "context");
         const double q = query_tokens(s), dv = value_head_dim(s);
+        const double kv_e = s.kv_dtype.empty() ? e : element_bytes(s.kv_dtype);
         w.flops = Flops(b * q * h * 2.0 * (d + dv) * c);
-        w.bytes = Bytes(b * (kvh * c * (d + dv) + q * h * (d + dv)) * e);  // K and V read once; Q in, O out
+        w.bytes = Bytes(b * (kvh * c * (d + dv) * kv_e + q * h * (d + dv) * e));  // K and V read once; Q in, O out
         w.uses_tensor_cores = true;
     } else if (s.op == "mla_decode") {
         // Weight-absorbed MLA decode (FlashMLA's dense decoding kernel, "MQA mode"): each cached token is one
@@ -86,8 +87,9 @@ OperatorWork operator_work(const KernelShape& s) {
         const double b = need(s, s.batch, "batch"), h = need(s, s.heads, "heads"), d = need(s, s.head_dim, "head_dim");
         const double c = need(s, s.context, "context"), dv = need(s, s.n, "n");
         const double q = query_tokens(s);
+        const double kv_e = s.kv_dtype.empty() ? e : element_bytes(s.kv_dtype);
         w.flops = Flops(b * q * h * 2.0 * (d + dv) * c);
-        w.bytes = Bytes(b * (c * d + q * h * (d + dv)) * e);
+        w.bytes = Bytes(b * (c * d * kv_e + q * h * (d + dv) * e));
         w.uses_tensor_cores = true;
     } else if (s.op == "copy") {
         w.bytes = Bytes(2.0 * need(s, s.bytes, "bytes"));  // read and write

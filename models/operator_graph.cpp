@@ -351,6 +351,8 @@ private:
         op.heads = heads;
         op.kv_heads = kv_heads;
         op.head_dim = qk_dim;
+        op.kv_dtype = o_.kv_dtype;
+        const double kv_e = o_.kv_dtype == DType::fp8 ? 1.0 : o_.kv_dtype == DType::fp32 ? 4.0 : 2.0;
         if (v_dim != qk_dim) op.n = v_dim;  // the kernel shape's value head dim (kernels/README.md)
         const double per_pair = 2.0 * d(heads) * d(qk_dim + v_dim);
         if (decode) {
@@ -363,7 +365,7 @@ private:
             op.seq = q;
             op.context = ctx.empty() ? 0 : static_cast<std::int64_t>(std::llround(pairs / d(ctx.size())));
             op.flops = Flops(per_pair * pairs * d(q));
-            op.bytes_read = Bytes(pairs * d(cache_dim_per_token) * 2 + d(op.batch * q) * d(heads) * d(qk_dim) * 2);
+            op.bytes_read = Bytes(pairs * d(cache_dim_per_token) * kv_e + d(op.batch * q) * d(heads) * d(qk_dim) * 2);
             op.bytes_written = Bytes(d(op.batch * q) * d(heads) * d(v_dim) * 2);
         } else {
             const auto& b = o_.batch;
@@ -374,7 +376,7 @@ private:
             op.flops = Flops(per_pair * pairs);
             const double kv_tokens = d(b.sequences) * d(chunk > 0 ? std::min(b.cached_prefix + b.seq, chunk)
                                                                   : b.cached_prefix + b.seq);
-            op.bytes_read = Bytes(d(tokens_) * d(heads) * d(qk_dim) * 2 + kv_tokens * d(cache_dim_per_token) * 2);
+            op.bytes_read = Bytes(d(tokens_) * d(heads) * d(qk_dim) * 2 + kv_tokens * d(cache_dim_per_token) * kv_e);
             op.bytes_written = Bytes(d(tokens_) * d(heads) * d(v_dim) * 2);
         }
         push(op);

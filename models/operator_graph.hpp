@@ -67,6 +67,7 @@ struct Operator {
     OpKind kind = OpKind::gemm;
     std::string name;  // "L3.attn.q_b_proj", "L3.moe.experts.gate_up", "L3.tp_all_reduce.attn"
     DType dtype = DType::bf16;
+    DType kv_dtype = DType::bf16;  // attention: the KV cache's element type (OperatorGraphOptions::kv_dtype)
     int layer = -1;  // -1 for embedding, LM head; layers + i for MTP module i
     std::int64_t m = 0, n = 0, k = 0, groups = 0, batch = 0, heads = 0, kv_heads = 0, head_dim = 0, seq = 0,
                  context = 0;
@@ -105,6 +106,7 @@ struct OperatorGraphOptions {
     Precision precision = Precision::bf16;
     ParallelLayout layout;
     BatchShape batch;
+    DType kv_dtype = DType::bf16;  // the KV cache's element type (inference): what decode attention reads
 };
 
 // The operators of decoder layer `layer` on one rank (layer must be inside the layout's range).

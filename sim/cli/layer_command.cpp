@@ -29,6 +29,7 @@ struct LayerArgs {
     int ep = 1;
     std::optional<int> layer;
     std::string precision = "bf16";
+    std::string kv_cache_dtype = "bf16";
     bool json = false;
     std::string kernels_dir = default_kernels_dir();
 };
@@ -44,6 +45,7 @@ struct LayerArgs {
 OperatorGraphOptions graph_options(const LayerArgs& a) {
     OperatorGraphOptions o;
     o.precision = a.precision == "fp8" ? Precision::fp8 : Precision::bf16;
+    o.kv_dtype = a.kv_cache_dtype == "fp8" ? DType::fp8 : DType::bf16;
     o.layout.tp = a.tp;
     o.layout.ep = a.ep;
     if (a.phase == "prefill") {
@@ -122,6 +124,10 @@ Command add_layer_command(CLI::App& app) {
     cmd->add_option("--layer", args->layer,
                     "Layer index (default: the first MoE layer of an MoE model, else layer 0)");
     cmd->add_option("--precision", args->precision, "GEMM precision: bf16, or fp8 (adds quantize operators)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"bf16", "fp8"}));
+    cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
+                    "KV cache element type: bf16, or fp8 (decode attention reads half the bytes)")
         ->capture_default_str()
         ->check(CLI::IsMember({"bf16", "fp8"}));
     cmd->add_option("--kernels-dir", args->kernels_dir,

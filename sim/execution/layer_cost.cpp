@@ -113,6 +113,7 @@ KernelShape kernel_shape(const Operator& op) {
         // Decode: query tokens per request only when more than one (speculative drafts), as the tables' rows.
         const bool decode = s.op == "attn_decode" || s.op == "mla_decode";
         if (!decode || op.seq > 1) s.seq = op.seq;
+        if (decode && op.kv_dtype != op.dtype) s.kv_dtype = to_string(op.kv_dtype);
         // Decode: the cached tokens. Prefill: the cached prefix, which the tables' prefill rows do not have;
         // such a query is answered off the measured lines (or by the roofline), whose work counts the new
         // tokens' causal square and their pairs with every cached token (kernels/operator_work.cpp).

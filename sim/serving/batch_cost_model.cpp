@@ -204,6 +204,7 @@ ExecutionBatchCostModel::Priced ExecutionBatchCostModel::price(const Key& key) c
         OperatorGraphOptions linear;
         linear.phase = Phase::prefill;
         linear.precision = options_.precision;
+        linear.kv_dtype = options_.kv_dtype;
         linear.layout = options_.layout;
         linear.batch.sequences = 1;
         linear.batch.seq = tokens;

@@ -102,6 +102,7 @@ public:
 struct ExecutionCostOptions {
     ParallelLayout layout;  // of one rank of the instance
     Precision precision = Precision::bf16;
+    DType kv_dtype = DType::bf16;  // the KV cache's element type: what decode attention reads
     CommLinks links;
     // Two-micro-batch overlap (DeepSeek's prefill and decode): communication hides behind the other
     // micro-batch's compute, so a layer takes max(compute, communication) instead of their sum.

@@ -873,6 +873,7 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         ExecutionCostOptions o;
         o.layout = p.layout;
         o.precision = s.precision;
+        o.kv_dtype = s.kv_dtype == "fp8" ? DType::fp8 : DType::bf16;
         o.links = links;
         o.overlap_communication = p.overlap;
         o.communication_sms = p.communication_sms;

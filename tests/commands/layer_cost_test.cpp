@@ -87,6 +87,31 @@ TEST_CASE("a decode layer takes longer over a longer context") {
           find(short_context, "L3.moe.experts.gate_up_proj").prediction.time);
 }
 
+TEST_CASE("an FP8 KV cache halves the bytes decode attention reads, and its memory-bound time") {
+    // Llama 3 70B, 64 requests over 32k cached tokens each (32,769 with the new one): the GQA decode attention
+    // reads 64 x 32,769 x 8 KV heads x 128 x 2 (K and V) elements, far below the H100's ridge in FLOPs per byte.
+    const ModelSpec m = load_model_or_throw("llama3-70b");
+    const KernelCostModel gpu = h100_pure_roofline();
+    OperatorGraphOptions o = decode(64, 32768);
+    const OperatorCost bf16 = find(predict_layer_cost(m, 0, o, gpu), "L0.attn.attention");
+    o.kv_dtype = DType::fp8;
+    const OperatorCost fp8 = find(predict_layer_cost(m, 0, o, gpu), "L0.attn.attention");
+    const double cache = 64.0 * 32769 * 8 * 128 * 2;
+    CHECK(bf16.op.bytes_read.bytes() - fp8.op.bytes_read.bytes() == Approx(cache));
+    CHECK(fp8.prediction.time.us() == Approx(bf16.prediction.time.us() / 2).epsilon(0.01));
+    // DeepSeek-V3's MLA decode at FlashMLA's published rates: compute-bound at 128 heads and two query
+    // tokens, so a narrower cache changes nothing there.
+    const ModelSpec v3 = load_model_or_throw("deepseek-v3");
+    const KernelCostModel h800(load_gpu_profile(source_dir() + "/kernels", "h800-sxm"));
+    OperatorGraphOptions mla = decode(64, 4096);
+    mla.batch.query_tokens = 2;
+    const Time mla_bf16 = find(predict_layer_cost(v3, 3, mla, h800), "L3.attn.mla_decode").prediction.time;
+    mla.kv_dtype = DType::fp8;
+    const OperatorCost mla_fp8 = find(predict_layer_cost(v3, 3, mla, h800), "L3.attn.mla_decode");
+    CHECK(mla_fp8.prediction.provenance == Provenance::published);
+    CHECK(mla_fp8.prediction.time.us() == Approx(mla_bf16.us()).epsilon(1e-9));
+}
+
 TEST_CASE("an FP8 layer's GEMMs are faster than BF16 under the roofline") {
     const ModelSpec m = load_model_or_throw("llama3-70b");
     const KernelCostModel gpu = h100_roofline();
