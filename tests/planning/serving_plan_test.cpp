@@ -330,6 +330,13 @@ TEST_CASE("a stable deployment is not called unstable for what its count does by
     CHECK(best["workload"]["duration"].as<std::string>() == "60s");
     CHECK(best["warmup"].as<std::string>() == "20s");
     CHECK(whole["rate_window_s"][0].get<double>() == 20.0);
+    LoadedScenario again = load_scenario(options.out_dir / "best.yaml", std::nullopt);
+    RunOutput out(scratch.path / "rerun");
+    RunOptions run_options;
+    run_options.seed = again.seed;
+    const auto summary = again.runner->run(run_options, out);
+    for (const char* key : {"in_system_growth_per_s", "ttft_ms_p90", "tpot_ms_p90", "completed_requests"})
+        CHECK(summary[key] == whole[key]);
 }
 
 TEST_CASE("an overloaded deployment is still unstable, however long it runs") {
@@ -357,5 +364,14 @@ TEST_CASE("an overloaded deployment is still unstable, however long it runs") {
         INFO(run.instances << " instances: " << run.verdict);
         CHECK(run.summary["in_system_growth_per_s"].get<double>() >
               growth_bound(run.summary, run.rate_per_instance, run.arrival_cv));
+    }
+}
+
+TEST_CASE("the shipped serving plans' pool keys are all keys the scenario knows") {
+    // The key check loads every grid value with the base: none of the shipped plans may trip it.
+    for (const char* name : {"deepseek-v3-h800-disaggregated.yaml", "llama3-70b-h100-small.yaml"}) {
+        const fs::path file = fs::path(CLUSTERSIM_SOURCE_DIR) / "scenarios/plans" / name;
+        INFO(error_text(file));
+        CHECK(error_text(file).empty());
     }
 }
