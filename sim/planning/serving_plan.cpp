@@ -5,6 +5,7 @@
 #include "sim/planning/plan_file.hpp"
 #include "sim/planning/progress_meter.hpp"
 #include "sim/planning/serving_plan_report.hpp"
+#include "sim/planning/sweep_plan.hpp"
 #include "sim/scenario/run_output.hpp"
 #include "sim/scenario/scenario.hpp"
 #include "sim/serving/workload.hpp"
@@ -85,6 +86,10 @@ PoolSearchSpec read_pool_search(MapReader& root, PoolKind kind, Diagnostics& dia
     return spec;
 }
 
+// Keys of the pools' `set` and `grid` that the scenario does not know (typos), as errors at the plan
+// file's lines; throws InputError listing them. Defined below, with the search.
+void check_pool_keys(const ServingPlanSpec& spec);
+
 }  // namespace
 
 ServingPlanSpec read_serving_plan(const fs::path& file) {
@@ -142,6 +147,10 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
     spec.growth_tolerance = sim.optional<double>(
         "growth_tolerance", 0.02, "stable: requests in the system grow by less than this share of the arrival rate",
         in_range(0.0, 1.0));
+    spec.growth_sigmas = sim.optional<double>(
+        "growth_sigmas", 3.0,
+        "stable: ... plus this many standard deviations of the growth a stable run shows by chance (0: none)",
+        in_range(0.0, 10.0));
     if (!(spec.warmup < spec.duration)) sim.error("warmup", "the warm-up must be shorter than the duration");
     if (spec.max_duration < spec.duration) sim.error("max_duration", "max_duration must be at least the duration");
     sim.finish();
@@ -217,10 +226,26 @@ ServingPlanSpec read_serving_plan(const fs::path& file) {
         spec.load.mean_tokens = lengths.mean();
         spec.rate_per_s = spec.load.tokens_per_day / 86400.0 / spec.load.mean_tokens;
     }
+    check_pool_keys(spec);
     return spec;
 }
 
 namespace {
+
+std::string yaml_text(const YAML::Node& tree) {
+    YAML::Emitter e;
+    e << tree;
+    return std::string(e.c_str()) + "\n";
+}
+
+double metric(const nlohmann::ordered_json& summary, const std::string& key) {
+    const auto it = summary.find(key);
+    return it != summary.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+std::string percentile_key(const char* what, int percentile) {
+    return fmt::format("{}_p{}", what, percentile);
+}
 
 // What the search shares: the base scenario and the plan.
 class Planner {
@@ -232,12 +257,26 @@ public:
     }
 
     std::vector<PoolCandidate> candidates(const PoolSearchSpec& search) const;
+    // The scenario's complaints about keys of the search's `set` and `grid` it does not know, at the
+    // plan file's values (the sweep's explanation of a rejection).
+    std::vector<Diagnostic> unknown_keys(const PoolSearchSpec& search) const;
     // The capacity search of one candidate: its runs, in the order they were made.
     std::vector<PoolRun> size_pool(PoolCandidate& candidate) const;
     // A plan as a whole deployment: the scenario's YAML text.
-    std::string deployment_text(const ServingPlanResult& result, const ServingPlanRow& row) const;
+    std::string deployment_text(const ServingPlanResult& result, const ServingPlanRow& row, int lengthen = 1) const;
     // Whether a run's summary meets the objectives for what the pool does; the verdict says why not.
-    std::pair<bool, std::string> judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate) const;
+    // `cv`: the coefficient of variation of the run's arrivals.
+    std::pair<bool, std::string> judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate,
+                                       double cv) const;
+    // The most the requests in the system may grow per second in a stable run (README, "Stability").
+    double growth_allowance(const nlohmann::ordered_json& summary, double rate, double cv) const;
+    // A plan's whole deployment, repeated longer as a pool run is (keep_going): the last run's
+    // scenario text and summary, its outputs committed to run_dir (its scenario file: run_dir + ".yaml").
+    std::pair<std::string, nlohmann::ordered_json> run_deployment(const ServingPlanResult& result,
+                                                                  const ServingPlanRow& row,
+                                                                  const fs::path& run_dir) const;
+    // The coefficient of variation of the base's arrivals (Poisson: 1).
+    double base_cv() const;
 
 private:
     YAML::Node pool_settings(const PoolSearchSpec& search) const;
@@ -246,6 +285,15 @@ private:
     std::optional<PoolRun> run_pool(PoolCandidate& candidate, int instances) const;
     std::optional<double> mean_output_tokens() const;
     std::int64_t overload_guard(PoolKind kind, double rate) const;
+    // Whether a longer run would judge the growth better: it is above the bare tolerance and either
+    // within chance (a longer run narrows the chance term) or small (it may still be settling); a run
+    // that rejects requests or stopped overloaded misses the objectives however long it runs.
+    bool keep_going(const nlohmann::ordered_json& summary, double rate, double cv) const {
+        const double growth = metric(summary, "in_system_growth_per_s");
+        return !summary.value("overloaded", false) && metric(summary, "rejected_requests") <= 0 &&
+               growth > spec_.growth_tolerance * rate &&
+               (growth <= growth_allowance(summary, rate, cv) || growth <= 0.25 * rate);
+    }
 
     const ServingPlanSpec& spec_;
     YAML::Node base_;
@@ -296,6 +344,61 @@ std::vector<PoolCandidate> Planner::candidates(const PoolSearchSpec& search) con
         }
         if (c.description.empty()) c.description = "the base's settings";
         out.push_back(std::move(c));
+    }
+    return out;
+}
+
+// How a pool runs alone: prefill_only, decode_only or colocated.
+const char* run_mode(PoolKind kind) {
+    return kind == PoolKind::prefill ? "prefill_only" : kind == PoolKind::decode ? "decode_only" : "colocated";
+}
+
+// Every value of the grid is loaded once (with the first value of the other keys, and the `set`):
+// an unknown key fails every candidate alike, whatever the values, so it is an error in the plan
+// file (as a sweep's typo is), not a candidate the scenario rejects. Other complaints (a layout the
+// model cannot split) stay the candidate's own.
+std::vector<Diagnostic> Planner::unknown_keys(const PoolSearchSpec& search) const {
+    const std::string file = spec_.file.string();
+    const std::string role = to_string(search.kind);
+    const auto override_of = [&](const std::string& key, const YAML::Node& value, const std::string& plan_key) {
+        std::string problem;
+        const std::string path = "deployment." + role + "." + key;
+        return Override{path, parse_dotted_path(path, problem).value_or(std::vector<PathSegment>{}), value,
+                        location_of(file, value), plan_key};
+    };
+    // Probes: the first values of every key, then each further value of each key in turn.
+    std::vector<std::pair<std::size_t, std::size_t>> probes{{0, 0}};  // (grid key, value index)
+    for (std::size_t k = 0; k < search.grid.size(); ++k)
+        for (std::size_t i = 1; i < search.grid[k].second.size(); ++i) probes.emplace_back(k, i);
+    const BaseScenario base(spec_.base);
+    std::vector<Diagnostic> out;
+    for (const auto& [probe_key, probe_value] : probes) {
+        SweepPlan plan;
+        PoolCandidate c;
+        c.kind = search.kind;
+        c.settings = pool_settings(search);
+        if (search.set.IsMap())
+            for (const auto& item : search.set) {
+                const std::string key = item.first.as<std::string>();
+                plan.overrides.push_back(override_of(key, item.second, role + ".set." + key));
+            }
+        for (std::size_t k = 0; k < search.grid.size(); ++k) {
+            const auto& [key, values] = search.grid[k];
+            const std::size_t i = k == probe_key ? probe_value : 0;
+            c.settings[key] = YAML::Clone(values[i]);
+            plan.overrides.push_back(override_of(key, values[i], fmt::format("{}.grid.{}[{}]", role, key, i)));
+        }
+        const std::string text = yaml_text(
+            scenario(run_mode(search.kind), {{&c, 1}}, spec_.rate_per_s, spec_.duration, spec_.warmup, false));
+        const LoadedPlan loaded = load_plan_text(text, spec_.base);
+        std::vector<Diagnostic> unknown;
+        for (const auto& d : loaded.problems)
+            if (d.message.starts_with("unknown key")) unknown.push_back(d);
+        for (auto& d : explain_rejection(base, plan, unknown)) {
+            if (d.where.file != file) continue;  // a key of the base's own, not of the search
+            if (std::none_of(out.begin(), out.end(), [&](const Diagnostic& o) { return format(o) == format(d); }))
+                out.push_back(std::move(d));
+        }
     }
     return out;
 }
@@ -379,22 +482,36 @@ std::int64_t Planner::overload_guard(PoolKind kind, double rate) const {
     return static_cast<std::int64_t>(std::ceil(4 * rate * allowed)) + 100;
 }
 
-std::string yaml_text(const YAML::Node& tree) {
-    YAML::Emitter e;
-    e << tree;
-    return std::string(e.c_str()) + "\n";
+// The coefficient of variation of a scenario's arrivals: gamma's `cv`, Poisson's 1.
+double arrival_cv(const YAML::Node& tree) {
+    const YAML::Node arrival = tree["workload"]["arrival"];
+    if (arrival && arrival["process"] && arrival["process"].as<std::string>() == "gamma" && arrival["cv"])
+        return arrival["cv"].as<double>();
+    return 1.0;
 }
 
-double metric(const nlohmann::ordered_json& summary, const std::string& key) {
-    const auto it = summary.find(key);
-    return it != summary.end() && it->is_number() ? it->get<double>() : 0.0;
+double Planner::base_cv() const {
+    return arrival_cv(base_);
 }
 
-std::string percentile_key(const char* what, int percentile) {
-    return fmt::format("{}_p{}", what, percentile);
+// A stable deployment's count of requests in the system still moves by chance: with Poisson arrivals
+// and requests that do not queue (an M/G/infinity system) the count at any moment is Poisson with
+// mean L = rate x mean time in system (Little's law), so the change between two moments further apart
+// than a request's stay has variance 2L; a renewal stream with coefficient of variation cv multiplies
+// the variance of arrival counts by cv^2 over long windows (its index of dispersion), taken here as
+// the bound max(1, cv^2). The growth the summary measures is that change over the rate window, per
+// second; beyond the tolerance, it must exceed growth_sigmas such standard deviations to count.
+double Planner::growth_allowance(const nlohmann::ordered_json& summary, double rate, double cv) const {
+    double window = 0;
+    if (const auto it = summary.find("rate_window_s"); it != summary.end() && it->is_array() && it->size() == 2)
+        window = (*it)[1].get<double>() - (*it)[0].get<double>();
+    const double in_system = rate * metric(summary, "mean_time_in_system_s");
+    const double chance = window > 0 ? std::sqrt(2 * in_system * std::max(1.0, cv * cv)) / window : 0.0;
+    return spec_.growth_tolerance * rate + spec_.growth_sigmas * chance;
 }
 
-std::pair<bool, std::string> Planner::judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate) const {
+std::pair<bool, std::string> Planner::judge(const nlohmann::ordered_json& summary, PoolKind kind, double rate,
+                                            double cv) const {
     std::vector<std::string> misses;
     const int p = spec_.percentile;
     if (metric(summary, "rejected_requests") > 0)
@@ -408,8 +525,9 @@ std::pair<bool, std::string> Planner::judge(const nlohmann::ordered_json& summar
     else if (metric(summary, "completed_requests") <= 0)
         misses.push_back("completes no request");
     const double growth = metric(summary, "in_system_growth_per_s");
-    if (growth > spec_.growth_tolerance * rate)
-        misses.push_back(fmt::format("unstable: its queue grows by {:.3g} requests/s", growth));
+    if (const double allowed = growth_allowance(summary, rate, cv); growth > allowed)
+        misses.push_back(
+            fmt::format("unstable: its queue grows by {:.3g} requests/s (stable: at most {:.3g})", growth, allowed));
     if (spec_.ttft_slo && kind != PoolKind::decode) {
         const double ttft = metric(summary, percentile_key("ttft_ms", p).c_str());
         if (ttft > spec_.ttft_slo->ms()) misses.push_back(fmt::format("TTFT p{} {:.4g} ms", p, ttft));
@@ -424,12 +542,11 @@ std::pair<bool, std::string> Planner::judge(const nlohmann::ordered_json& summar
     return {false, verdict};
 }
 
-// One instance of the candidate at rate / instances; a run whose queue still grows is repeated
-// twice as long up to max_duration. Nothing when the scenario rejects the candidate (recorded in it).
+// One instance of the candidate at rate / instances; a run whose growth a longer run would judge
+// better is repeated twice as long up to max_duration (README, "Stability"). Nothing when the scenario rejects the
+// candidate (recorded in it).
 std::optional<PoolRun> Planner::run_pool(PoolCandidate& candidate, int instances) const {
-    const char* mode = candidate.kind == PoolKind::prefill  ? "prefill_only"
-                       : candidate.kind == PoolKind::decode ? "decode_only"
-                                                            : "colocated";
+    const char* mode = run_mode(candidate.kind);
     PoolRun run;
     run.kind = candidate.kind;
     run.candidate = candidate.index;
@@ -439,6 +556,7 @@ std::optional<PoolRun> Planner::run_pool(PoolCandidate& candidate, int instances
     static std::atomic<int> counter{0};
     while (true) {
         YAML::Node tree = scenario(mode, {{&candidate, 1}}, run.rate_per_instance, duration, warmup, false, instances);
+        run.arrival_cv = arrival_cv(tree);
         if (const std::int64_t guard = overload_guard(candidate.kind, run.rate_per_instance); guard > 0)
             tree["stop_when_in_system_exceeds"] = guard;
         const std::string text = yaml_text(tree);
@@ -457,15 +575,12 @@ std::optional<PoolRun> Planner::run_pool(PoolCandidate& candidate, int instances
         run.summary = loaded.runner->run(run_options, out);
         run.duration_s = duration.seconds();
         candidate.gpus = static_cast<int>(metric(run.summary, "gpus"));
-        const double growth = metric(run.summary, "in_system_growth_per_s");
-        // Longer only when the queue grows a little: it may still be settling.
-        if (run.summary.value("overloaded", false) || growth <= spec_.growth_tolerance * run.rate_per_instance ||
-            growth > 0.25 * run.rate_per_instance || duration * 2 > spec_.max_duration)
-            break;
+        // Longer while its growth is neither clearly stable nor clearly hopeless (keep_going).
+        if (!keep_going(run.summary, run.rate_per_instance, run.arrival_cv) || duration * 2 > spec_.max_duration) break;
         duration = duration * 2;
         warmup = warmup * 2;
     }
-    std::tie(run.meets, run.verdict) = judge(run.summary, candidate.kind, run.rate_per_instance);
+    std::tie(run.meets, run.verdict) = judge(run.summary, candidate.kind, run.rate_per_instance, run.arrival_cv);
     return run;
 }
 
@@ -516,7 +631,7 @@ std::vector<PoolRun> Planner::size_pool(PoolCandidate& candidate) const {
     return runs;
 }
 
-std::string Planner::deployment_text(const ServingPlanResult& result, const ServingPlanRow& row) const {
+std::string Planner::deployment_text(const ServingPlanResult& result, const ServingPlanRow& row, int lengthen) const {
     std::vector<std::pair<const PoolCandidate*, int>> pools;
     Time duration = spec_.duration, warmup = spec_.warmup;
     const auto add = [&](const std::vector<PoolCandidate>& candidates, int candidate, int instances, std::size_t run) {
@@ -534,6 +649,8 @@ std::string Planner::deployment_text(const ServingPlanResult& result, const Serv
         add(result.prefill, row.first_candidate, row.first_instances, row.first_run);
         add(result.decode, row.second_candidate, row.second_instances, row.second_run);
     }
+    duration = duration * lengthen;
+    warmup = warmup * lengthen;
     YAML::Node tree = scenario(row.mode, pools, spec_.rate_per_s, duration, warmup, true);
     // The whole deployment on a fabric that holds it (the base's topology with more hosts if need
     // be), so that its KV transfers run as flows on the network model, contending where they meet.
@@ -556,6 +673,40 @@ std::string Planner::deployment_text(const ServingPlanResult& result, const Serv
     tree["description"] = fmt::format("plan {} of the serving capacity search {} ({})", row.plan, spec_.name,
                                       spec_.file.filename().string());
     return yaml_text(tree);
+}
+
+void check_pool_keys(const ServingPlanSpec& spec) {
+    const Planner planner(spec);
+    std::vector<Diagnostic> problems;
+    for (const PoolSearchSpec* search : {&spec.prefill, &spec.decode, &spec.colocated_pool}) {
+        if (search->kind == PoolKind::colocated ? !spec.colocated : !spec.disaggregated) continue;
+        for (auto& d : planner.unknown_keys(*search)) problems.push_back(std::move(d));
+    }
+    if (!problems.empty()) throw InputError(std::move(problems));
+}
+
+// The whole deployment at the duration of its pools' longest run; while keep_going says a longer run
+// would judge its growth better (as for a pool run), run again twice as long, warm-up too, up to
+// max_duration. Each run's outputs replace the last's in run_dir.
+std::pair<std::string, nlohmann::ordered_json> Planner::run_deployment(const ServingPlanResult& result,
+                                                                       const ServingPlanRow& row,
+                                                                       const fs::path& run_dir) const {
+    // The duration deployment_text starts from: the longest of its pools' runs.
+    double longest = std::max(spec_.duration.seconds(), result.runs[row.first_run].duration_s);
+    if (row.mode == "disaggregated") longest = std::max(longest, result.runs[row.second_run].duration_s);
+    for (int lengthen = 1;; lengthen *= 2) {
+        std::string text = deployment_text(result, row, lengthen);
+        LoadedScenario loaded = load_scenario_text(text, run_dir.string() + ".yaml", std::nullopt);
+        RunOutput out(run_dir);
+        out.write_text("resolved.yaml", loaded.resolved_yaml);
+        RunOptions run_options;
+        run_options.seed = loaded.seed;
+        nlohmann::ordered_json summary = loaded.runner->run(run_options, out);
+        out.commit();
+        if (!keep_going(summary, spec_.rate_per_s, base_cv()) ||
+            longest * lengthen * 2 > spec_.max_duration.seconds() * (1 + 1e-9))
+            return {std::move(text), std::move(summary)};
+    }
 }
 
 // Plans from the pools' runs: every count of every feasible candidate (disaggregated: prefill x decode).
@@ -736,19 +887,14 @@ ServingPlanResult search_serving_plan(const ServingPlanSpec& spec, const PlanOpt
         v.plan = row.plan;
         v.scenario = out_dir / "verify" / fmt::format("plan-{}.yaml", row.plan);
         v.run_dir = out_dir / "verify" / fmt::format("plan-{}", row.plan);
-        const std::string text = planner.deployment_text(result, row);
+        std::string text;
+        std::tie(text, v.summary) = planner.run_deployment(result, row, v.run_dir);
         {
             std::ofstream f(v.scenario);
             f << text;
         }
-        LoadedScenario loaded = load_scenario_text(text, v.scenario, std::nullopt);
-        RunOutput out(v.run_dir);
-        out.write_text("resolved.yaml", loaded.resolved_yaml);
-        RunOptions run_options;
-        run_options.seed = loaded.seed;
-        v.summary = loaded.runner->run(run_options, out);
-        out.commit();
-        std::tie(v.meets, v.verdict) = planner.judge(v.summary, PoolKind::colocated, spec.rate_per_s);
+        std::tie(v.meets, v.verdict) =
+            planner.judge(v.summary, PoolKind::colocated, spec.rate_per_s, planner.base_cv());
         result.verified.push_back(v);
         if (v.meets) {
             result.best = row.plan;
@@ -763,7 +909,8 @@ ServingPlanResult search_serving_plan(const ServingPlanSpec& spec, const PlanOpt
         }
         const double ttft = metric(v.summary, percentile_key("ttft_ms", spec.percentile));
         const double tpot = metric(v.summary, percentile_key("tpot_ms", spec.percentile));
-        const bool unstable = metric(v.summary, "in_system_growth_per_s") > spec.growth_tolerance * spec.rate_per_s;
+        const bool unstable = metric(v.summary, "in_system_growth_per_s") >
+                              planner.growth_allowance(v.summary, spec.rate_per_s, planner.base_cv());
         const bool ttft_missed = spec.ttft_slo && ttft > spec.ttft_slo->ms();
         const bool tpot_missed = spec.tpot_slo && tpot > spec.tpot_slo->ms();
         bool first = ttft_missed || (unstable && ttft > 1.5 * row.ttft_ms);

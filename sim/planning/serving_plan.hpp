@@ -64,7 +64,11 @@ struct ServingPlanSpec {
     std::optional<Time> ttft_slo, tpot_slo;
     int percentile = 90;  // of the objectives: 50, 90 or 99
     Time duration, warmup, max_duration;
-    double growth_tolerance = 0.02;  // a pool is stable when its queue grows by less than this share of its rate
+    // A run is stable when the requests in its system grow by at most growth_tolerance x its rate plus
+    // growth_sigmas standard deviations of the growth a stable run of that length shows by chance
+    // (README, "Stability").
+    double growth_tolerance = 0.02;
+    double growth_sigmas = 3;
     int max_instances = 1024;
     int extra_instances = 2;
     int verify = 3;
@@ -94,6 +98,7 @@ struct PoolRun {
     int instances = 0;  // the pool's count: the instance sees rate / instances
     double rate_per_instance = 0;
     double duration_s = 0;
+    double arrival_cv = 1;  // of the instance's arrivals (gamma renewal process; Poisson: 1)
     bool meets = false;
     std::string verdict;             // "meets", or what it misses
     nlohmann::ordered_json summary;  // the run's summary.json

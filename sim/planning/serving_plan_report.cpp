@@ -298,14 +298,18 @@ void write_report(const ServingPlanResult& r, const fs::path& path, const ChartF
         "execution level. Each pool candidate was simulated as one instance at 1/n of the load for the counts n "
         "the search needed (a prefill pool alone: requests leave at their first token; a decode pool alone: "
         "requests arrive with their first token and their KV moves in), {:.0f} s of arrivals after a {:.0f} s "
-        "warm-up, repeated up to {:.0f} s while the queue still grew. A plan combines its pools' runs; "
-        "a Poisson stream of rate/n per instance is burstier than what a balancing router gives each instance, "
-        "so the pools are sized on the safe side. The best plans were then simulated whole (every instance, the "
+        "warm-up, repeated twice as long up to {:.0f} s while the requests in the system grew by more than {:.3g}% "
+        "of the rate but within what a stable run's count does by chance, or by at most a quarter of the rate "
+        "(pools and whole deployments alike; sim/planning/README.md, \"Stability\"). "
+        "A plan combines its pools' runs; "
+        "an instance's arrivals are what a round-robin router hands one of n (a gamma process with the base's "
+        "coefficient of variation over sqrt(n)), burstier than what a least-loaded router gives, so the pools "
+        "are sized on the safe side. The best plans were then simulated whole (every instance, the "
         "real router, the full rate), which is what `best.yaml` reproduces.\n\n"
         "{} pool candidates, {} pool runs, {} plans ({} meet the objectives): {:.1f} s; whole-deployment runs: "
         "{:.1f} s. Files: `pools.csv` (every pool run), `plans.csv` (every plan), `summary.json`, `verify/` (the "
         "whole-deployment runs), `best.yaml`.\n",
-        s.duration.seconds(), s.warmup.seconds(), s.max_duration.seconds(),
+        s.duration.seconds(), s.warmup.seconds(), s.max_duration.seconds(), 100 * s.growth_tolerance,
         r.prefill.size() + r.decode.size() + r.colocated.size(), r.runs.size(), r.rows.size(), meeting,
         r.search_seconds, r.verify_seconds);
 }
