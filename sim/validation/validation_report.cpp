@@ -45,30 +45,30 @@ const std::vector<KnownGaps>& known_gaps() {
          true},
         {"training_",
          "a simulated training step",
-         {"every kernel time but the H800's FP8 GEMMs (DeepGEMM's published table) is a datasheet roofline at the "
-          "GPU spec's efficiency (no calibration table has been measured), which ignores launch latency and the "
-          "lower efficiency of small GEMMs, of BF16 GEMMs and of attention",
+         {"no kernel time has been measured on a GPU: the GEMMs are published tables (DeepGEMM's H800 FP8, OpenXLA's "
+          "H100 BF16) read as the rate, the attention forward FlashAttention-3's published \"up to\" rate, and the "
+          "attention backward, norms, activations, casts and the loss datasheet rooflines at the GPU spec's "
+          "efficiency; launch gaps, clock throttling under sustained load and the slowdown of kernels sharing the "
+          "GPU with communication (beyond the SMs DeepEP holds) are not modelled",
           "each communication call is priced alone on the fabric: EP all-to-all, pipeline sends and data-parallel "
           "collectives do not contend with each other or with other EP groups"},
          true,
          {{"T2b",
-           "the roofline prices the chunk pair's compute faster than the kernels run (the first gap), which leaves "
-           "less compute for the EP all-to-all to hide under, so more of it shows"}}},
+           "the chunk pair's compute is priced faster than the kernels run (the first gap), which leaves less compute "
+           "for the EP all-to-all to hide under, so more of it shows"}}},
         {"serving_",
          "a simulated serving deployment",
-         {"every kernel time but the H800's FP8 GEMMs (DeepGEMM's published table) and MLA decode attention "
-          "(FlashMLA's published \"up to\" rates) is a datasheet roofline at the GPU spec's efficiency (no "
-          "calibration table has been measured), prefill attention included",
+         {"no kernel time has been measured on a GPU: the FP8 GEMMs are DeepGEMM's published H800 rates (extrapolated "
+          "below its smallest shapes for decode batches), MLA decode attention FlashMLA's published \"up to\" rates "
+          "and the attention forward FlashAttention-3's, taken as the rate; the other kernels are datasheet "
+          "rooflines, with no launch gaps or per-kernel floors, which matter most for small decode batches",
           "TP communication is an estimate from link bandwidths; EP dispatch and combine are DeepEP calls on the "
           "network model (where the topology holds the EP group), each simulated alone on the fabric",
-          "S1a compares a saturated unit's capacity with a 24-hour production average per node, which a unit "
+          "the S1 workloads have fixed lengths, so the attention-DP ranks carry equal work; production's spread of "
+          "lengths loads the busiest rank more",
+          "S1a and S1b compare a saturated unit's capacity with a 24-hour production average per node, which a unit "
           "kept below capacity for latency (as DeepSeek's is) falls short of"},
-         true,
-         {{"S1b",
-           "DeepSeek-V3's three dense layers run their FFN over every GPU of the decode instance (dense_tp = tp, the "
-           "default: DeepSeek does not publish how it runs them), so each gathers the tokens of all 144 ranks over "
-           "InfiniBand, and with the LM head's gather these estimated TP collectives are 40% of the decode time "
-           "before overlap; `dense_tp: 1` (a whole copy of the dense FFN per GPU) removes them"}}},
+         true},
     };
     return table;
 }

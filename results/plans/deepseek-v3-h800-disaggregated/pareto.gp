@@ -8,6 +8,6 @@ set grid
 set key outside right top vertical
 set datafile separator '\t'
 set offsets graph 0.05, graph 0.2, graph 0.08, graph 0.08
-set label 1 'best: plan 5606' at 84.1082862001515, 9292.227742160478 left offset 0.8,0.5 font ',10' front
+set label 1 'best: plan 5875' at 78.25925901277218, 9281.690340553667 left offset 0.8,0.5 font ',10' front
 plot 'pareto.dat' index 0 using 1:2 with points pt 7 ps 0.8 title 'disaggregated', \
      '' index 1 using 1:2 with linespoints pt 7 ps 1 lw 2 title 'Pareto front'
