@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -264,15 +265,51 @@ std::shared_ptr<const Topology> load_topology(const TopologySpec& spec, Diagnost
     return load_topology(spec.resolved_file.empty() ? spec.file : spec.resolved_file, diagnostics, spec.overrides);
 }
 
+namespace {
+
+// Where a topology file named in a scenario is looked for: a path as given (relative to the scenario's
+// folder), or a bare name among the shipped topologies/*.yaml.
+bool topology_file_exists(const MapReader& parent, const std::string& file) {
+    namespace fs = std::filesystem;
+    if (fs::path(file).is_absolute()) return fs::exists(file);
+    if (fs::exists(fs::path(parent.document()->file()).parent_path() / file)) return true;
+    return file.find('/') == std::string::npos &&
+           fs::exists(fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies" / (file + ".yaml"));
+}
+
+std::string missing_topology_message(const std::string& file) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> shipped;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies", ec))
+        if (entry.path().extension() == ".yaml") shipped.push_back(entry.path().stem().string());
+    std::sort(shipped.begin(), shipped.end());
+    std::string message = fmt::format(
+        "no topology file \"{}\" (a path is taken from the scenario's folder, a bare name from the shipped "
+        "topologies/*.yaml)",
+        file);
+    const std::string stem = fs::path(file).stem().string();
+    if (const std::string close = closest_match(stem, shipped); !close.empty())
+        message += fmt::format("; did you mean \"{}\"?", close);
+    return message;
+}
+
+}  // namespace
+
 TopologySpec read_topology_spec(MapReader& parent, std::string_view key) {
     TopologySpec spec;
     const YAML::Node& map = parent.node();
     const YAML::Node value = map[std::string(key)];
+    bool found = true;
     if (value.IsDefined() && value.IsScalar()) {
         spec.file = parent.required<std::string>(key, "topology file (topologies/*.yaml)");
+        found = spec.file.empty() || topology_file_exists(parent, spec.file);
+        if (!found) parent.error(key, missing_topology_message(spec.file));
     } else {
         MapReader r = parent.child(key, "the cluster topology: {file: ..., hosts: ...}");
         spec.file = r.required<std::string>("file", "topology file (topologies/*.yaml)");
+        found = spec.file.empty() || topology_file_exists(parent, spec.file);
+        if (!found) r.error("file", missing_topology_message(spec.file));
         spec.overrides.hosts =
             r.maybe<int>("hosts", "number of hosts (NVL72: racks) instead of the file's", at_least(1));
         if (spec.overrides.hosts) {
@@ -286,10 +323,11 @@ TopologySpec read_topology_spec(MapReader& parent, std::string_view key) {
         r.finish();
     }
     // A relative path is taken from the directory of the file that names it (so a scenario works
-    // from any working directory); a bare name such as "h800-ib-rail" is a shipped topology.
+    // from any working directory); a bare name such as "h800-ib-rail" is a shipped topology. A file
+    // found nowhere was reported above and is not loaded.
     namespace fs = std::filesystem;
-    spec.resolved_file = spec.file;
-    if (!spec.file.empty() && fs::path(spec.file).is_relative()) {
+    spec.resolved_file = found ? spec.file : std::string();
+    if (found && !spec.file.empty() && fs::path(spec.file).is_relative()) {
         const fs::path beside = fs::path(parent.document()->file()).parent_path() / spec.file;
         const fs::path shipped = fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies" / (spec.file + ".yaml");
         if (fs::exists(beside)) {

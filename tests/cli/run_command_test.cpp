@@ -58,6 +58,10 @@ TEST_CASE("a misspelled kind gets a suggestion, and a kind's missing keys are li
 TEST_CASE("invalid YAML, a missing topology and a missing scenario are clear errors", "[cli]") {
     CHECK_THAT(rejected("not_yaml.yaml"), Catch::Contains("not_yaml.yaml:") && Catch::Contains("not valid YAML"));
     CHECK_THAT(rejected("missing_topology.yaml"), Catch::Contains("no-such-topology.yaml"));
+    // A misspelled shipped topology is named at its key, with the shipped name it is closest to.
+    CHECK_THAT(rejected("misspelled_topology.yaml"),
+               Catch::Contains("misspelled_topology.yaml:2:18: topology.file: no topology file \"h800-ib-rial\"") &&
+                   Catch::Contains("did you mean \"h800-ib-rail\""));
     CHECK_THAT(rejected("no_such_scenario.yaml"), Catch::Contains("cannot open the file"));
 }
 
