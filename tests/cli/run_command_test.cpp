@@ -120,3 +120,13 @@ TEST_CASE("identical runs give identical bytes and the seed changes the routing"
     CHECK(read_file(seeded1 / "transfers.csv") != read_file(seeded2 / "transfers.csv"));
     CHECK_THAT(read_file(seeded2 / "resolved.yaml"), Catch::Contains("seed: 2"));
 }
+
+TEST_CASE("an output folder that cannot be created exits 2 naming --out and the path", "[cli]") {
+    const CommandResult r = run_clustersim(fmt::format("run '{}' --out /proc/clustersim-no-such-folder",
+                                                       fixture("small_allreduce.yaml")));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.output, Catch::Contains("error:") && Catch::Contains("/proc/clustersim-no-such-folder: --out: cannot "
+                                                                      "create the output folder"));
+    CHECK_THAT(r.output, !Catch::Contains("internal error"));
+}

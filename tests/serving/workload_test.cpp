@@ -281,3 +281,26 @@ TEST_CASE("an empirical length file with a bad value names its line and column")
     read_length_column(f.path(), "promt", typo);
     CHECK_THAT(all_messages(typo), Contains("did you mean \"prompt\""));
 }
+
+TEST_CASE("the expected arrivals of a rate profile, their inverse and the mean rate agree") {
+    ArrivalSpec spec;
+    spec.rate_per_s = 2;
+    spec.profile.period = 40_s;
+    spec.profile.multipliers = {1, 0, 3, 0};  // 10 s segments: 20, 0, 60, 0 arrivals
+    CHECK(expected_arrivals(spec, 10) == Approx(20));
+    CHECK(expected_arrivals(spec, 15) == Approx(20));  // a zero segment adds nothing
+    CHECK(expected_arrivals(spec, 25) == Approx(50));
+    CHECK(expected_arrivals(spec, 40) == Approx(80));
+    CHECK(expected_arrivals(spec, 90) == Approx(180));  // two periods and 10 s of the third
+    CHECK(time_of_expected_arrivals(spec, 20) == Approx(10));
+    CHECK(time_of_expected_arrivals(spec, 50) == Approx(25));  // past the zero segment
+    CHECK(time_of_expected_arrivals(spec, 80) == Approx(30));  // the end of the last positive segment
+    CHECK(time_of_expected_arrivals(spec, 180) == Approx(90));
+    CHECK(mean_rate_per_s(spec, 40) == Approx(2.0));
+    CHECK(mean_rate_per_s(spec, 10) == Approx(2.0));
+    CHECK(mean_rate_per_s(spec, 30) == Approx(80.0 / 30));
+    ArrivalSpec flat;
+    flat.rate_per_s = 4;
+    CHECK(mean_rate_per_s(flat, 100) == 4.0);
+    CHECK(time_of_expected_arrivals(flat, 8) == Approx(2));
+}
