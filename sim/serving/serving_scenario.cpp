@@ -268,12 +268,13 @@ void check_synthetic_time_range(MapReader& root, MapReader& w, std::optional<Map
     if (spec.requests && !spec.duration) {
         const double expected_s = time_of_expected_arrivals(a, static_cast<double>(*spec.requests));
         if (!(expected_s <= kMaxArrivalSeconds)) {
-            w.error("requests",
-                    fmt::format("{} requests at {} per second{} would take about {} to arrive, past {} (half of the "
-                                "simulator's time range of about 106 days, the rest left for the requests to drain): "
-                                "raise rate_per_s or lower requests",
-                                *spec.requests, a.rate_per_s, a.profile.multipliers.empty() ? "" : " (with the profile)",
-                                days_text(expected_s), days_text(kMaxArrivalSeconds)));
+            w.error(
+                "requests",
+                fmt::format("{} requests at {} per second{} would take about {} to arrive, past {} (half of the "
+                            "simulator's time range of about 106 days, the rest left for the requests to drain): "
+                            "raise rate_per_s or lower requests",
+                            *spec.requests, a.rate_per_s, a.profile.multipliers.empty() ? "" : " (with the profile)",
+                            days_text(expected_s), days_text(kMaxArrivalSeconds)));
             return;
         }
     }
@@ -1055,8 +1056,8 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
             // of a transfer this slow would not be representable.
             const double capacity_bytes = static_cast<double>(decode.spec.instance.kv_capacity_tokens) *
                                           s.config.kv_transfer.bytes_per_token.bytes();
-            const double whole_s = capacity_bytes / s.kv_bandwidth->bytes_per_second() +
-                                   s.kv_latency.value_or(Time::zero()).seconds();
+            const double whole_s =
+                capacity_bytes / s.kv_bandwidth->bytes_per_second() + s.kv_latency.value_or(Time::zero()).seconds();
             if (!(whole_s <= kMaxArrivalSeconds) && s.kv_reader)
                 s.kv_reader->error(
                     "bandwidth",
@@ -1332,7 +1333,9 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     j["algorithm"] = std::string("serving_") + j["mode"].get<std::string>();
     // With no request arriving after the warm-up nothing was measured: the latency and rate metrics
     // are null (not 0, which a comparison of plans would take for a value), with a warning.
-    const auto measured = [&](double v) { return m.measured > 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
+    const auto measured = [&](double v) {
+        return m.measured > 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json();
+    };
     j["ttft_ms_p50"] = measured(m.ttft_ms_p50);
     j["ttft_ms_p90"] = measured(m.ttft_ms_p90);
     j["ttft_ms_p99"] = measured(m.ttft_ms_p99);
@@ -1454,9 +1457,10 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     if (m.arrived == 0)
         warnings.push_back("no request arrived, so nothing was measured: the workload ends before its first arrival");
     else if (m.measured == 0)
-        warnings.push_back(fmt::format("no request arrived after the warm-up ({}; the last arrived at {}), so no "
-                                       "latency or rate was measured: lower warmup",
-                                       to_string(s_.config.warmup), to_string(m.last_arrival)));
+        warnings.push_back(
+            fmt::format("no request arrived after the warm-up ({}; the last arrived at {}), so no "
+                        "latency or rate was measured: lower warmup",
+                        to_string(s_.config.warmup), to_string(m.last_arrival)));
     if (!warnings.empty()) j["warnings"] = warnings;
     if (!load_search.is_null()) j["load_search"] = load_search;
     nlohmann::ordered_json provenance;

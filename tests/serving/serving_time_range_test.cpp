@@ -120,14 +120,14 @@ TEST_CASE("a synthetic stream stops with a TimeRangeError at workload.requests p
 
 TEST_CASE("a duration past half the simulator's time range is an error at workload.duration") {
     TempFile f("long-duration.yaml", colocated("  arrival: {process: poisson, rate_per_s: 1}\n  duration: 2000h\n"));
-    CHECK_THAT(errors_of(f.path()),
-               Contains("workload.duration: arrivals until 83.3 days would run past 53.4 days") &&
-                   Contains("lower duration"));
+    CHECK_THAT(errors_of(f.path()), Contains("workload.duration: arrivals until 83.3 days would run past 53.4 days") &&
+                                        Contains("lower duration"));
 }
 
 TEST_CASE("a trace stretched past the time range by time_scale is an error at time_scale") {
-    TempFile trace("stretched.jsonl", "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10}\n"
-                                      "{\"timestamp\": 1000, \"input_length\": 100, \"output_length\": 10}\n");
+    TempFile trace("stretched.jsonl",
+                   "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10}\n"
+                   "{\"timestamp\": 1000, \"input_length\": 100, \"output_length\": 10}\n");
     const std::string workload = fmt::format(R"(workload:
   kind: trace
   file: {}
@@ -183,8 +183,8 @@ TEST_CASE("a run where no request arrives after the warm-up reports null metrics
 }
 
 TEST_CASE("a measured run reports measured_requests and no warnings") {
-    TempFile f("measured.yaml", colocated("  arrival: {process: poisson, rate_per_s: 8}\n  duration: 10s\n",
-                                          "warmup: 2s\n"));
+    TempFile f("measured.yaml",
+               colocated("  arrival: {process: poisson, rate_per_s: 8}\n  duration: 10s\n", "warmup: 2s\n"));
     const auto summary = run_summary(f.path());
     CHECK(summary["measured_requests"].get<int>() > 0);
     CHECK(summary["measured_requests"].get<int>() < summary["arrived_requests"].get<int>());
@@ -195,23 +195,26 @@ TEST_CASE("a measured run reports measured_requests and no warnings") {
 }
 
 TEST_CASE("a rate profile that is zero over the whole run, or after the warm-up, is an error at its multipliers") {
-    TempFile zero("profile-zero.yaml", colocated("  arrival: {process: poisson, rate_per_s: 8, rate_profile: {period: 24h, "
-                                                 "multipliers: [0, 0, 1, 0]}}\n  duration: 10min\n",
-                                                 "warmup: 20s\n"));
+    TempFile zero("profile-zero.yaml",
+                  colocated("  arrival: {process: poisson, rate_per_s: 8, rate_profile: {period: 24h, "
+                            "multipliers: [0, 0, 1, 0]}}\n  duration: 10min\n",
+                            "warmup: 20s\n"));
     CHECK_THAT(errors_of(zero.path()),
                Contains("workload.arrival.rate_profile.multipliers: the rate is 0 over the whole run") &&
                    Contains("no request would arrive"));
-    TempFile late("profile-late.yaml", colocated("  arrival: {process: poisson, rate_per_s: 8, rate_profile: {period: 60s, "
-                                                 "multipliers: [1, 0, 0]}}\n  duration: 40s\n",
-                                                 "warmup: 20s\n"));
+    TempFile late("profile-late.yaml",
+                  colocated("  arrival: {process: poisson, rate_per_s: 8, rate_profile: {period: 60s, "
+                            "multipliers: [1, 0, 0]}}\n  duration: 40s\n",
+                            "warmup: 20s\n"));
     CHECK_THAT(errors_of(late.path()),
                Contains("multipliers: the rate is 0 from the warm-up's end (20s) to the end of arrivals (40s)"));
 }
 
 TEST_CASE("offered_rate_per_s is the rate profile's mean over the arrivals, with the base rate beside it") {
-    TempFile f("profile-mean.yaml", colocated("  arrival: {process: poisson, rate_per_s: 2, rate_profile: {period: 40s, "
-                                              "multipliers: [1, 3]}}\n  duration: 40s\n",
-                                              "warmup: 5s\n"));
+    TempFile f("profile-mean.yaml",
+               colocated("  arrival: {process: poisson, rate_per_s: 2, rate_profile: {period: 40s, "
+                         "multipliers: [1, 3]}}\n  duration: 40s\n",
+                         "warmup: 5s\n"));
     const auto summary = run_summary(f.path());
     CHECK(summary["offered_rate_per_s"].get<double>() == Approx(4.0));  // (1 x 20 s + 3 x 20 s) x 2 / 40 s
     CHECK(summary["base_rate_per_s"] == 2.0);
