@@ -304,3 +304,20 @@ TEST_CASE("the expected arrivals of a rate profile, their inverse and the mean r
     CHECK(mean_rate_per_s(flat, 100) == 4.0);
     CHECK(time_of_expected_arrivals(flat, 8) == Approx(2));
 }
+
+TEST_CASE("a trace row past the simulator's time range is a row error, not a wrapped time") {
+    // 1e13 ms = 1e10 s after the first row: past the 2^63 ps (about 106 days) a Time holds.
+    TempFile mooncake("far.jsonl",
+                      "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 5}\n"
+                      "{\"timestamp\": 1e13, \"input_length\": 10, \"output_length\": 5}\n");
+    Diagnostics d;
+    const auto requests = read_mooncake_trace(mooncake.path(), 512, d);
+    CHECK(requests.size() == 1);
+    CHECK_THAT(all_messages(d),
+               Contains("far.jsonl:2") && Contains("timestamp: this row arrives 115740.7 days "
+                                                   "after the first, past the simulator's time range"));
+    TempFile azure("far.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n0,10,5\n10000000000,10,5\n");
+    Diagnostics a;
+    CHECK(read_azure_trace(azure.path(), a).size() == 1);
+    CHECK_THAT(all_messages(a), Contains("far.csv:3") && Contains("TIMESTAMP: this row arrives"));
+}
