@@ -3,8 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sim/input/diagnostics.hpp"
+
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace clustersim {
 
@@ -16,6 +19,15 @@ struct Command {
     CLI::App* app;
     CommandAction action;
 };
+
+// A user error about a command-line option naming a path: "PATH: --out: MESSAGE", exit status 2.
+inline InputError option_error(const std::string& path, const std::string& option, const std::string& message) {
+    Diagnostic d;
+    d.where.file = path;
+    d.key_path = option;
+    d.message = message;
+    return InputError(std::vector<Diagnostic>(1, d));
+}
 
 Command add_run_command(CLI::App& app);
 Command add_model_command(CLI::App& app);

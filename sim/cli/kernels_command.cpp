@@ -2,15 +2,18 @@
 // shape in a CSV with the kernel cost model, and says how much of the answer rests on each provenance.
 #include "command.hpp"
 #include "kernels/kernel_cost_model.hpp"
+#include "sim/input/diagnostics.hpp"
 
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace clustersim {
 namespace {
@@ -48,9 +51,26 @@ std::map<std::string, ProvenanceTally> tally_provenance(const std::string& pred_
     return tally;
 }
 
+// A file the command will write must be one it can create: else a user error naming the option and
+// path (before any work, and leaving no file behind).
+void check_writable(const std::string& path, const char* option) {
+    std::error_code ec;
+    const bool existed = std::filesystem::exists(path, ec);
+    if (std::filesystem::is_directory(path, ec))
+        throw option_error(path, option, "is a folder; expected a file to write");
+    {
+        std::ofstream probe(path, std::ios::app);
+        if (!probe)
+            throw option_error(path, option,
+                               "cannot create or write this file; give a path in a folder you can write to");
+    }
+    if (!existed) std::filesystem::remove(path, ec);
+}
+
 int run_kernels(const KernelsArgs& args) {
     // Loaded here as well as inside run_kernels_query to say which tables the answers could rest on.
     const GpuProfile profile = load_gpu_profile(args.kernels_dir, args.gpu);
+    check_writable(args.out, "--out");
     run_kernels_query(args.gpu, args.in, args.out, args.kernels_dir);
 
     const auto tally = tally_provenance(args.out);

@@ -1,5 +1,6 @@
 // `clustersim run SCENARIO.yaml`: load, validate, run one scenario and write its results.
 #include "command.hpp"
+#include "sim/input/diagnostics.hpp"
 #include "sim/scenario/scenario.hpp"
 
 #include <fmt/format.h>
@@ -16,12 +17,24 @@ struct RunArgs {
     bool trace = false;
 };
 
+// The run's output folder; one that cannot be created is a user error naming the option and path.
+RunOutput open_output(const std::filesystem::path& dir, const char* option) {
+    try {
+        return RunOutput(dir);
+    } catch (const InputError&) {
+        throw;  // a folder RunOutput refuses to replace: its message names --out already
+    } catch (const std::runtime_error& e) {
+        throw option_error(dir.string(), option,
+                           fmt::format("{}; give a folder that can be created and written", e.what()));
+    }
+}
+
 int run_scenario(const RunArgs& args) {
     const auto started = std::chrono::steady_clock::now();
     LoadedScenario scenario = load_scenario(args.scenario, args.seed);
     const std::filesystem::path out_dir =
         args.out.empty() ? std::filesystem::path("results/runs") / scenario.name : std::filesystem::path(args.out);
-    RunOutput out(out_dir);
+    RunOutput out = open_output(out_dir, "--out");
     out.write_text("resolved.yaml", scenario.resolved_yaml);
     RunOptions options;
     options.seed = scenario.seed;
@@ -34,6 +47,8 @@ int run_scenario(const RunArgs& args) {
     for (const auto& [key, value] : summary.items()) {
         if (value.is_number() || value.is_string() || value.is_boolean()) fmt::print("  {:<40} {}\n", key, value.dump());
     }
+    if (summary.contains("warnings"))
+        for (const auto& w : summary["warnings"]) fmt::print(stderr, "warning: {}\n", w.get<std::string>());
     return 0;
 }
 

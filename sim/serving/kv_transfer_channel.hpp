@@ -33,7 +33,8 @@ public:
 
 // Each decode instance's inbound link is a FIFO server of `bandwidth` (all its receiving NICs
 // together): a transfer starts when the ones before it have left the link and arrives `latency`
-// after its last byte was sent. Transfers into different decode instances never contend.
+// after its last byte was sent. Transfers into different decode instances never contend. A transfer
+// that would end past the simulator's time range throws TimeRangeError (sim/serving/workload.hpp).
 class FifoKvTransferChannel : public KvTransferChannel {
 public:
     FifoKvTransferChannel(Simulator& sim, Bandwidth bandwidth, Time latency);

@@ -127,7 +127,23 @@ struct ServingScenario {
         int max_runs = 20;
     };
     std::optional<LoadSearch> load_search;
+    // For errors found while a run is generated (TimeRangeError): where the keys it names are, by key path.
+    std::map<std::string, Diagnostic> runtime_keys;
+    std::optional<MapReader> kv_reader;  // for the FIFO link's check once the KV capacity is known
 };
+
+// Where `key` of `r` is (its value, else the mapping), for an error found after loading, when the
+// readers' diagnostics (the loader's) are gone.
+Diagnostic key_location(const MapReader& r, const std::string& key) {
+    const YAML::Node map = r.node();  // const: a lookup must not insert the key
+    const YAML::Node n = map.IsMap() ? map[key] : YAML::Node();
+    Diagnostic d;
+    d.where = r.location();
+    if (n.IsDefined() && !n.IsNull() && !n.Mark().is_null())
+        d.where = {r.document()->file(), n.Mark().line + 1, n.Mark().column + 1};
+    d.key_path = r.path().empty() ? key : r.path() + "." + key;
+    return d;
+}
 
 // Reads `expert_load.drift` and `expert_load.rebalance` (after the routing keys): the expert load
 // over time. Read only when given, so scenarios without them resolve as before.
@@ -192,7 +208,8 @@ void read_load(MapReader& root, ServingScenario& s) {
     s.load_search = l;
 }
 
-ArrivalSpec read_arrival(MapReader& parent) {
+// `profile` receives the rate profile's reader, when there is one, for the checks that need the duration.
+ArrivalSpec read_arrival(MapReader& parent, std::optional<MapReader>& profile) {
     MapReader r = parent.child("arrival", "how requests arrive");
     ArrivalSpec a;
     a.kind = r.choice("process", {"poisson", "gamma"}, "poisson",
@@ -209,16 +226,82 @@ ArrivalSpec read_arrival(MapReader& parent) {
         a.profile.period = p.required<Time>("period", "length of one cycle, such as 24h", positive<Time>());
         a.profile.multipliers = p.list<double>("multipliers", "rate factors over equal segments of the period");
         double sum = 0;
-        for (double m : a.profile.multipliers) {
-            if (m < 0) p.error("multipliers", "expected non-negative factors");
+        std::string negative;
+        for (std::size_t i = 0; i < a.profile.multipliers.size(); ++i) {
+            const double m = a.profile.multipliers[i];
+            if (m < 0 && negative.empty()) negative = fmt::format("{} at position {}", m, i + 1);
             sum += m;
         }
-        if (a.profile.multipliers.empty() || !(sum > 0))
+        if (!negative.empty())
+            p.error("multipliers",
+                    fmt::format("negative factors are not allowed (found {}); a rate is 0 or more", negative));
+        else if (a.profile.multipliers.empty() || !(sum > 0))
             p.error("multipliers", "expected at least one positive factor");
         p.finish();
+        profile = p;
     }
     r.finish();
     return a;
+}
+
+// The checks of a synthetic workload against the simulator's time range and the warm-up (after its
+// arrival, requests and duration are read): arrivals end within kMaxArrivalSeconds, and some request
+// is expected to arrive after the warm-up.
+void check_synthetic_time_range(MapReader& root, MapReader& w, std::optional<MapReader>& profile, ServingScenario& s) {
+    const SyntheticWorkloadSpec& spec = s.synthetic_spec;
+    const ArrivalSpec& a = spec.arrival;
+    bool usable = a.rate_per_s > 0;  // else reported
+    if (!a.profile.multipliers.empty()) {
+        const auto& m = a.profile.multipliers;
+        usable = usable && a.profile.period > Time::zero() &&
+                 std::all_of(m.begin(), m.end(), [](double f) { return f >= 0; }) &&
+                 expected_arrivals(a, a.profile.period.seconds()) > 0;
+    }
+    if (!usable) return;
+    if (spec.duration && spec.duration->seconds() > kMaxArrivalSeconds) {
+        w.error("duration",
+                fmt::format("arrivals until {} would run past {} (half of the simulator's time range of about 106 "
+                            "days, the rest left for the requests to drain); lower duration",
+                            days_text(spec.duration->seconds()), days_text(kMaxArrivalSeconds)));
+        return;
+    }
+    if (spec.requests && !spec.duration) {
+        const double expected_s = time_of_expected_arrivals(a, static_cast<double>(*spec.requests));
+        if (!(expected_s <= kMaxArrivalSeconds)) {
+            w.error(
+                "requests",
+                fmt::format("{} requests at {} per second{} would take about {} to arrive, past {} (half of the "
+                            "simulator's time range of about 106 days, the rest left for the requests to drain): "
+                            "raise rate_per_s or lower requests",
+                            *spec.requests, a.rate_per_s, a.profile.multipliers.empty() ? "" : " (with the profile)",
+                            days_text(expected_s), days_text(kMaxArrivalSeconds)));
+            return;
+        }
+    }
+    if (!spec.duration) return;
+    const Time warmup = s.config.warmup;
+    if (warmup >= *spec.duration) {
+        root.error("warmup",
+                   fmt::format("the warm-up ({}) must end before the workload's duration ({}) ends the arrivals: no "
+                               "request arriving after it would be measured; lower warmup or raise duration",
+                               to_string(warmup), to_string(*spec.duration)));
+        return;
+    }
+    if (!profile) return;
+    const double end_s = spec.duration->seconds();
+    const double in_run = expected_arrivals(a, end_s);
+    if (!(in_run > 0)) {
+        profile->error("multipliers",
+                       fmt::format("the rate is 0 over the whole run (arrivals end at {}, within the profile's zero "
+                                   "factors of its {} period): no request would arrive; give a positive factor "
+                                   "there or a longer duration",
+                                   to_string(*spec.duration), to_string(a.profile.period)));
+    } else if (!(in_run - expected_arrivals(a, warmup.seconds()) > 0)) {
+        profile->error("multipliers",
+                       fmt::format("the rate is 0 from the warm-up's end ({}) to the end of arrivals ({}): no request "
+                                   "would be measured; give a positive factor there, lower warmup or raise duration",
+                                   to_string(warmup), to_string(*spec.duration)));
+    }
 }
 
 void read_workload(MapReader& root, const ScenarioContext& context, ServingScenario& s) {
@@ -232,7 +315,8 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
     if (kind == "synthetic") {
         s.synthetic = true;
         auto& spec = s.synthetic_spec;
-        spec.arrival = read_arrival(w);
+        std::optional<MapReader> profile;
+        spec.arrival = read_arrival(w, profile);
         spec.input = read_length_distribution(w, "input_tokens", context.scenario_dir, "prompt lengths");
         spec.output = read_length_distribution(w, "output_tokens", context.scenario_dir, "output lengths");
         spec.prefix_hit_ratio = hit;
@@ -240,6 +324,7 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
         spec.duration = w.maybe<Time>("duration", "stop arrivals after this time", positive<Time>());
         if (!spec.requests && !spec.duration)
             w.error_here("a synthetic workload needs `requests` or `duration` to end");
+        check_synthetic_time_range(root, w, profile, s);
         if (w.has("sessions")) {
             MapReader m = w.child("sessions", "multi-turn sessions: follow-up turns after each reply", false);
             SessionSpec session;
@@ -287,13 +372,31 @@ void read_workload(MapReader& root, const ScenarioContext& context, ServingScena
             if (prefix_cache && t.format == TraceFormat::mooncake_jsonl) s.prefix_identities = "trace_hash_ids";
             if (t.max_requests && static_cast<std::int64_t>(s.trace_requests.size()) > *t.max_requests)
                 s.trace_requests.resize(static_cast<std::size_t>(*t.max_requests));
+            const double last_s =
+                s.trace_requests.empty() ? 0.0 : s.trace_requests.back().arrival.seconds() / t.time_scale;
+            if (!(last_s <= kMaxArrivalSeconds)) {
+                w.error(w.has("time_scale") ? "time_scale" : "file",
+                        fmt::format("the trace's last request arrives {:.6g} s after its first; divided by time_scale "
+                                    "{} that is {}, past {} (half of the simulator's time range of about 106 days, "
+                                    "the rest left for the requests to drain): raise time_scale or set max_requests",
+                                    s.trace_requests.back().arrival.seconds(), t.time_scale, days_text(last_s),
+                                    days_text(kMaxArrivalSeconds)));
+                s.trace_requests.clear();
+            }
             for (auto& r : s.trace_requests) {
                 r.arrival = Time::from_seconds(r.arrival.seconds() / t.time_scale);
                 if (t.format == TraceFormat::azure_csv) r.cached_tokens = cached_prefix(r.input_tokens, hit);
             }
+            if (!s.trace_requests.empty() && s.config.warmup > s.trace_requests.back().arrival)
+                root.error("warmup",
+                           fmt::format("the warm-up ({}) ends after the trace's last arrival ({}{}), so no request "
+                                       "would be measured; lower warmup",
+                                       to_string(s.config.warmup), to_string(s.trace_requests.back().arrival),
+                                       t.time_scale != 1.0 ? fmt::format(" with time_scale {}", t.time_scale) : ""));
         }
     }
     w.finish();
+    s.runtime_keys["workload.requests"] = key_location(w, "requests");
 }
 
 PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const ModelSpec& model, bool model_ok) {
@@ -673,6 +776,10 @@ private:
     // summary.json's pools[i].expert_load_over_time: the statistics of the run up to `end`.
     nlohmann::ordered_json expert_load_json(std::size_t pool, PoolExpertLoad& load, Time end) const;
 
+    // Starts `serving` and runs `sim` dry; a time past the simulator's range (TimeRangeError) becomes an
+    // input error at the scenario key that caused it.
+    void run_dry(Simulator& sim, ServingSimulator& serving) const;
+
     ServingScenario s_;
     std::optional<ServingConfig> costed_;
     std::vector<double> imbalance_;
@@ -746,6 +853,18 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
     const std::string& mode = s.mode;
     if (mode == "colocated") {
         s.pools.push_back(read_pool(d, "colocated", InstanceRole::colocated, s.model, model_ok));
+        // The deployment's GPUs are the topology's (as a disaggregated one's with the network KV model):
+        // a colocated deployment larger than its topology would be priced on links it does not have.
+        const PoolPlan& p = s.pools.back();
+        const int needed = p.spec.instances * p.layout.tp;
+        if (topology_ok && needed > s.topology->gpu_count()) {
+            const int per_host = s.topology->gpus_per_host();
+            root.error("topology",
+                       fmt::format("the colocated deployment needs {} x {} = {} GPUs, {} hosts of {} GPUs, and the "
+                                   "topology has {} ({} GPUs); raise topology.hosts or use fewer instances",
+                                   p.spec.instances, p.layout.tp, needed, (needed + per_host - 1) / per_host, per_host,
+                                   s.topology->host_count(), s.topology->gpu_count()));
+        }
     } else if (mode == "prefill_only") {
         s.pools.push_back(read_pool(d, "prefill", InstanceRole::prefill, s.model, model_ok));
     } else {
@@ -761,8 +880,13 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
         s.kv_latency = kv.maybe<Time>("latency",
                                       "fifo: fixed time added to each transfer (default: the topology's "
                                       "network path latency)");
+        if (s.kv_latency && (*s.kv_latency < Time::zero() || s.kv_latency->seconds() > kMaxArrivalSeconds))
+            kv.error("latency", fmt::format("expected a time from 0 to {}; found {}", days_text(kMaxArrivalSeconds),
+                                            to_string(*s.kv_latency)));
         read_kv_model(kv, root, s, topology_ok);
         kv.finish();
+        s.kv_reader = kv;
+        s.runtime_keys["deployment.kv_transfer.bandwidth"] = key_location(kv, "bandwidth");
     }
     MapReader spec = d.child("speculative", "MTP speculative decoding", false);
     s.config.speculative.depth =
@@ -928,6 +1052,20 @@ std::unique_ptr<ScenarioRunner> load_serving_scenario(MapReader& root, const Sce
             s.kv_endpoints = place_consecutively(instance_gpus, attn_dp);
         } else if (s.kv_bandwidth) {
             s.config.kv_transfer.bandwidth = *s.kv_bandwidth;
+            // The largest transfer a decode instance takes is its whole KV cache (a larger request is
+            // rejected at arrival); it must end within the simulator's time range. In seconds: the Time
+            // of a transfer this slow would not be representable.
+            const double capacity_bytes = static_cast<double>(decode.spec.instance.kv_capacity_tokens) *
+                                          s.config.kv_transfer.bytes_per_token.bytes();
+            const double whole_s =
+                capacity_bytes / s.kv_bandwidth->bytes_per_second() + s.kv_latency.value_or(Time::zero()).seconds();
+            if (!(whole_s <= kMaxArrivalSeconds) && s.kv_reader)
+                s.kv_reader->error(
+                    "bandwidth",
+                    fmt::format("moving a decode instance's whole KV cache ({} tokens, {}) at {} would take {}, "
+                                "past {} (half of the simulator's time range of about 106 days); raise the bandwidth",
+                                decode.spec.instance.kv_capacity_tokens, to_string(Bytes(capacity_bytes)),
+                                to_string(*s.kv_bandwidth), days_text(whole_s), days_text(kMaxArrivalSeconds)));
         } else if (topology_ok) {
             s.config.kv_transfer.bandwidth = links.network * decode.spec.instance.gpus;
         } else {
@@ -1012,6 +1150,19 @@ nlohmann::ordered_json ServingRunner::expert_load_json(std::size_t pool, PoolExp
     return j;
 }
 
+void ServingRunner::run_dry(Simulator& sim, ServingSimulator& serving) const {
+    try {
+        serving.start();
+        sim.run();
+    } catch (const TimeRangeError& e) {
+        const auto at = s_.runtime_keys.find(e.key());
+        if (at == s_.runtime_keys.end()) throw std::runtime_error(e.what());
+        Diagnostic d = at->second;
+        d.message = e.what();
+        throw InputError(std::vector<Diagnostic>(1, d));
+    }
+}
+
 void ServingRunner::apply_load(double value, ServingConfig& config, SyntheticWorkloadSpec& spec) const {
     if (s_.load_search->over_concurrency)
         config.pools.back().instance.max_batch = static_cast<std::int64_t>(std::llround(value));
@@ -1038,8 +1189,7 @@ std::pair<nlohmann::ordered_json, double> ServingRunner::search_load(const RunOp
             source = std::make_unique<VectorRequestSource>(s_.trace_requests);
         const auto channel = network_channel(sim);
         ServingSimulator serving(sim, config, *source, channel.get());
-        serving.start();
-        sim.run();
+        run_dry(sim, serving);
         const ServingSummary m = serving.summary();
         runs.push_back({{variable, value},
                         {"output_tokens_per_s_per_decoding_request", m.output_tokens_per_s_per_decoding_request},
@@ -1170,8 +1320,7 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
         });
     }
 
-    serving.start();
-    sim.run();
+    run_dry(sim, serving);
     const ServingSummary m = serving.summary();
     if (!m.overloaded && (m.completed + m.rejected != m.arrived || serving.in_system() != 0))
         throw std::logic_error(fmt::format("the serving run ended with {} of {} requests unaccounted for",
@@ -1183,26 +1332,32 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
     j["gpu"] = s_.kernels->profile().spec.name;
     j["mode"] = s_.mode;
     j["algorithm"] = std::string("serving_") + j["mode"].get<std::string>();
-    j["ttft_ms_p50"] = m.ttft_ms_p50;
-    j["ttft_ms_p90"] = m.ttft_ms_p90;
-    j["ttft_ms_p99"] = m.ttft_ms_p99;
-    j["tpot_ms_p50"] = m.tpot_ms_p50;
-    j["tpot_ms_p90"] = m.tpot_ms_p90;
-    j["tpot_ms_p99"] = m.tpot_ms_p99;
-    j["e2e_s_p50"] = m.e2e_s_p50;
-    j["e2e_s_p90"] = m.e2e_s_p90;
-    j["e2e_s_p99"] = m.e2e_s_p99;
-    j["output_tokens_per_s_per_request_mean"] = m.output_tokens_per_s_per_request_mean;
-    j["output_tokens_per_s_per_decoding_request"] = m.output_tokens_per_s_per_decoding_request;
-    j["in_system_growth_per_s"] = m.in_system_growth_per_s;
-    j["input_tokens_per_s_per_node_prefill"] = m.input_tokens_per_s_per_node_prefill;
-    j["output_tokens_per_s_per_node_decode"] = m.output_tokens_per_s_per_node_decode;
-    j["tokens_per_s_per_gpu"] = m.tokens_per_s_per_gpu;
-    j["goodput_requests_per_s"] = m.goodput_requests_per_s;
+    // With no request arriving after the warm-up nothing was measured: the latency and rate metrics
+    // are null (not 0, which a comparison of plans would take for a value), with a warning.
+    const auto measured = [&](double v) {
+        return m.measured > 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json();
+    };
+    j["ttft_ms_p50"] = measured(m.ttft_ms_p50);
+    j["ttft_ms_p90"] = measured(m.ttft_ms_p90);
+    j["ttft_ms_p99"] = measured(m.ttft_ms_p99);
+    j["tpot_ms_p50"] = measured(m.tpot_ms_p50);
+    j["tpot_ms_p90"] = measured(m.tpot_ms_p90);
+    j["tpot_ms_p99"] = measured(m.tpot_ms_p99);
+    j["e2e_s_p50"] = measured(m.e2e_s_p50);
+    j["e2e_s_p90"] = measured(m.e2e_s_p90);
+    j["e2e_s_p99"] = measured(m.e2e_s_p99);
+    j["output_tokens_per_s_per_request_mean"] = measured(m.output_tokens_per_s_per_request_mean);
+    j["output_tokens_per_s_per_decoding_request"] = measured(m.output_tokens_per_s_per_decoding_request);
+    j["in_system_growth_per_s"] = measured(m.in_system_growth_per_s);
+    j["input_tokens_per_s_per_node_prefill"] = measured(m.input_tokens_per_s_per_node_prefill);
+    j["output_tokens_per_s_per_node_decode"] = measured(m.output_tokens_per_s_per_node_decode);
+    j["tokens_per_s_per_gpu"] = measured(m.tokens_per_s_per_gpu);
+    j["goodput_requests_per_s"] = measured(m.goodput_requests_per_s);
     j["kv_cache_utilization_mean"] = m.kv_cache_utilization_mean;
     j["completed_requests"] = m.completed;
     j["rejected_requests"] = m.rejected;
     j["arrived_requests"] = m.arrived;
+    j["measured_requests"] = m.measured;
     j["preemptions"] = m.preemptions;
     j["output_tokens"] = m.emitted_output_tokens;
     j["simulated_s"] = m.end.seconds();
@@ -1291,7 +1446,23 @@ nlohmann::ordered_json ServingRunner::run(const RunOptions& options, RunOutput& 
         }
         j["prefix_cache"] = pc;
     }
-    if (s_.synthetic) j["offered_rate_per_s"] = s_.synthetic_spec.arrival.rate_per_s;
+    if (s_.synthetic) {
+        // The rate profile's mean over the arrivals (to the duration, else to the last arrival); the
+        // base rate it scales as well when there is a profile.
+        const ArrivalSpec& arrival = s_.synthetic_spec.arrival;
+        const Time until = s_.synthetic_spec.duration.value_or(m.last_arrival);
+        j["offered_rate_per_s"] = mean_rate_per_s(arrival, until.seconds());
+        if (!arrival.profile.multipliers.empty()) j["base_rate_per_s"] = arrival.rate_per_s;
+    }
+    nlohmann::ordered_json warnings = nlohmann::ordered_json::array();
+    if (m.arrived == 0)
+        warnings.push_back("no request arrived, so nothing was measured: the workload ends before its first arrival");
+    else if (m.measured == 0)
+        warnings.push_back(
+            fmt::format("no request arrived after the warm-up ({}; the last arrived at {}), so no "
+                        "latency or rate was measured: lower warmup",
+                        to_string(s_.config.warmup), to_string(m.last_arrival)));
+    if (!warnings.empty()) j["warnings"] = warnings;
     if (!load_search.is_null()) j["load_search"] = load_search;
     nlohmann::ordered_json provenance;
     for (const auto& p : config.pools) provenance[p.name] = p.instance.cost->provenance();

@@ -317,6 +317,8 @@ void ServingSimulator::arrive(Request request) {
         request.turns = static_cast<int>(std::max<std::int64_t>(1, config_.sessions->turns.sample(session_rng_)));
     }
     ++arrived_;
+    if (request.arrival >= config_.warmup) ++measured_;
+    last_arrival_ = std::max(last_arrival_, request.arrival);
     change_in_system(+1);
     // A request that could not fit even in an empty KV cache would wait forever. A prefill pool holds
     // the prompt only; pools that decode hold the prompt, the output and the step's drafts.
@@ -763,6 +765,8 @@ void ServingSimulator::transfer_done(int slot) {
 ServingSummary ServingSimulator::summary() const {
     ServingSummary s;
     s.arrived = arrived_;
+    s.measured = measured_;
+    s.last_arrival = last_arrival_;
     s.completed = completed_;
     s.rejected = rejected_;
     s.preemptions = preemptions_;

@@ -195,6 +195,10 @@ struct PrefixCacheSummary {
 
 struct ServingSummary {
     std::int64_t arrived = 0;
+    // Arrivals at or after the warm-up (follow-up turns included): the requests the statistics are
+    // about. 0: nothing was measured, and the latency and rate metrics mean nothing.
+    std::int64_t measured = 0;
+    Time last_arrival;  // of any request (0 when none arrived)
     std::int64_t completed = 0;
     std::int64_t rejected = 0;
     std::int64_t preemptions = 0;
@@ -369,6 +373,8 @@ private:
     ServingCounters counters_;
     std::optional<ServingCounters> window_start_, window_end_;
     std::int64_t arrived_ = 0, completed_ = 0, rejected_ = 0, preemptions_ = 0;
+    std::int64_t measured_ = 0;  // arrivals at or after the warm-up
+    Time last_arrival_;
     std::int64_t requested_output_ = 0, emitted_output_ = 0;
     std::int64_t in_system_ = 0;
     double in_system_integral_s_ = 0;

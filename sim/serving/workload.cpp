@@ -305,9 +305,66 @@ double ArrivalProcess::invert(double target) {
     }
 }
 
-Time ArrivalProcess::next() {
+double ArrivalProcess::next_seconds() {
     operational_ += unit_interval();
-    return Time::from_seconds(invert(operational_));
+    return invert(operational_);
+}
+
+Time ArrivalProcess::next() {
+    const double t = next_seconds();
+    if (!(t <= kMaxArrivalSeconds))
+        throw TimeRangeError("workload.arrival.rate_per_s",
+                             fmt::format("an arrival at {} would come past {}, half of the simulator's time range",
+                                         days_text(t), days_text(kMaxArrivalSeconds)));
+    return Time::from_seconds(t);
+}
+
+double expected_arrivals(const ArrivalSpec& spec, double t_s) {
+    const auto& p = spec.profile;
+    if (p.multipliers.empty()) return spec.rate_per_s * t_s;
+    const auto n = static_cast<double>(p.multipliers.size());
+    const double period_s = p.period.seconds();
+    const double segment_s = period_s / n;
+    double per_period = 0;
+    for (double m : p.multipliers) per_period += m;
+    per_period *= spec.rate_per_s * segment_s;
+    const double periods = std::floor(t_s / period_s);
+    double lambda = periods * per_period;
+    double rest = t_s - periods * period_s;
+    for (double m : p.multipliers) {
+        if (!(rest > 0)) break;
+        lambda += spec.rate_per_s * m * std::min(rest, segment_s);
+        rest -= segment_s;
+    }
+    return lambda;
+}
+
+double time_of_expected_arrivals(const ArrivalSpec& spec, double arrivals) {
+    const auto& p = spec.profile;
+    if (p.multipliers.empty()) return arrivals / spec.rate_per_s;
+    const double period_s = p.period.seconds();
+    const double segment_s = period_s / static_cast<double>(p.multipliers.size());
+    const double per_period = expected_arrivals(spec, period_s);
+    // Whole periods first (the last one left to the walk, so that a multiple lands in its segment).
+    const double periods = std::max(0.0, std::ceil(arrivals / per_period) - 1);
+    double lambda = periods * per_period;
+    double t = periods * period_s;
+    for (double m : p.multipliers) {
+        const double in_segment = spec.rate_per_s * m * segment_s;
+        if (m > 0 && lambda + in_segment >= arrivals) return t + (arrivals - lambda) / (spec.rate_per_s * m);
+        lambda += in_segment;
+        t += segment_s;
+    }
+    return t;
+}
+
+double mean_rate_per_s(const ArrivalSpec& spec, double t_s) {
+    if (spec.profile.multipliers.empty() || !(t_s > 0)) return spec.rate_per_s;
+    return expected_arrivals(spec, t_s) / t_s;
+}
+
+std::string days_text(double seconds) {
+    return fmt::format("{:.1f} days", seconds / 86400.0);
 }
 
 // ---- traces -------------------------------------------------------------------------------------
@@ -350,6 +407,13 @@ std::vector<Request> read_azure_trace(const std::string& path, Diagnostics& diag
             row_error(
                 diagnostics, errors, path, line_no, "TIMESTAMP",
                 fmt::format("rows must be in time order; this row is {:.6f} s before the previous one", previous - *t));
+            continue;
+        }
+        if (!(*t - first < Time::max().seconds())) {
+            row_error(diagnostics, errors, path, line_no, "TIMESTAMP",
+                      fmt::format("this row arrives {} after the first, past the simulator's time range (about 106 "
+                                  "days); replay a shorter part of the trace",
+                                  days_text(*t - first)));
             continue;
         }
         previous = *t;
@@ -422,6 +486,13 @@ std::vector<Request> read_mooncake_trace(const std::string& path, std::int64_t b
             row_error(diagnostics, errors, path, line_no, "timestamp", "rows must be in time order");
             continue;
         }
+        if (!((*t - first) * 1e-3 < Time::max().seconds())) {
+            row_error(diagnostics, errors, path, line_no, "timestamp",
+                      fmt::format("this row arrives {} after the first, past the simulator's time range (about 106 "
+                                  "days); replay a shorter part of the trace",
+                                  days_text((*t - first) * 1e-3)));
+            continue;
+        }
         previous = *t;
         Request r;
         r.id = static_cast<std::int64_t>(out.size());
@@ -480,7 +551,16 @@ SyntheticRequestSource::SyntheticRequestSource(SyntheticWorkloadSpec spec, std::
 std::optional<Request> SyntheticRequestSource::next() {
     if (spec_.requests && issued_ >= *spec_.requests) return std::nullopt;
     Request r;
-    r.arrival = arrivals_.next();
+    const double t = arrivals_.next_seconds();
+    if (!(t <= kMaxArrivalSeconds)) {
+        if (spec_.duration) return std::nullopt;  // a duration is at most kMaxArrivalSeconds (read_workload)
+        throw TimeRangeError(
+            "workload.requests",
+            fmt::format("request {} would arrive at {}, past {} (half of the simulator's time range of about 106 "
+                        "days, the rest left for the requests to drain): raise rate_per_s or lower requests",
+                        issued_, days_text(t), days_text(kMaxArrivalSeconds)));
+    }
+    r.arrival = Time::from_seconds(t);
     if (spec_.duration && r.arrival > *spec_.duration) return std::nullopt;
     r.id = issued_++;
     r.input_tokens = std::max<std::int64_t>(1, spec_.input.sample(input_rng_));

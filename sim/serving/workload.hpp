@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,12 +90,43 @@ struct ArrivalSpec {
     RateProfile profile;
 };
 
+// The expected arrivals from 0 to `t_s` seconds, Lambda(t): the integral of the rate (with the profile).
+double expected_arrivals(const ArrivalSpec& spec, double t_s);
+// The time in seconds at which Lambda reaches `arrivals` (its inverse; with a profile, the start of a
+// segment of positive rate is taken where Lambda is flat). The spec's profile needs a positive factor.
+double time_of_expected_arrivals(const ArrivalSpec& spec, double arrivals);
+// The mean rate over [0, t_s], Lambda(t) / t (the base rate when t_s is 0 or there is no profile).
+double mean_rate_per_s(const ArrivalSpec& spec, double t_s);
+
+// Arrivals must come within the first half of the simulator's time range (Time: 2^63 ps, about 106
+// days), leaving the other half for the requests to drain and for every time computed after them.
+inline constexpr double kMaxArrivalSeconds = Time::max().seconds() / 2;
+// Times computed during a run (a transfer's end) must stay below this, a little short of the range.
+inline constexpr double kMaxSimulatedSeconds = 0.99 * Time::max().seconds();
+// "53.4 days": a time in seconds in days, for messages about the simulator's time range.
+std::string days_text(double seconds);
+
+// A time the run would need lies past the simulator's time range (Time). Thrown while a run is
+// generated (arrivals, transfers); `key` names the scenario key to change (as "workload.requests"),
+// so that the scenario layer reports it as an input error at that key.
+class TimeRangeError : public std::runtime_error {
+public:
+    TimeRangeError(std::string key, const std::string& message) : std::runtime_error(message), key_(std::move(key)) {}
+    const std::string& key() const { return key_; }
+
+private:
+    std::string key_;
+};
+
 // Arrival times of a renewal process (exponential or gamma inter-arrival times with mean 1) mapped
 // through the cumulative rate Lambda(t) (the time-rescaling theorem, Brown et al., Neural
 // Computation 14(2), 2002), so a varying rate keeps the process's burstiness.
 class ArrivalProcess {
 public:
     ArrivalProcess(ArrivalSpec spec, RngStream rng);
+    // The next arrival in seconds (a double, so that a time past the simulator's range can be seen
+    // before it is converted), and as a Time (TimeRangeError past kMaxArrivalSeconds).
+    double next_seconds();
     Time next();
 
 private:
@@ -134,7 +166,7 @@ struct SyntheticWorkloadSpec {
     LengthDistribution output;
     double prefix_hit_ratio = 0;           // share of each prompt found in the prefix cache
     std::optional<std::int64_t> requests;  // stop after this many requests
-    std::optional<Time> duration;          // or stop arrivals after this time
+    std::optional<Time> duration;          // or stop arrivals after this time (at most kMaxArrivalSeconds)
 };
 
 enum class TraceFormat { azure_csv, mooncake_jsonl };
@@ -181,6 +213,8 @@ public:
 class SyntheticRequestSource : public RequestSource {
 public:
     // Streams "serving.arrivals", "serving.input_tokens" and "serving.output_tokens" of `seed`.
+    // next() throws TimeRangeError (key workload.requests) if an arrival would come after
+    // kMaxArrivalSeconds (possible only without a duration: few requests at a very low rate).
     SyntheticRequestSource(SyntheticWorkloadSpec spec, std::uint64_t seed);
     std::optional<Request> next() override;
 

@@ -144,3 +144,13 @@ TEST_CASE("a link busy for the whole call reads as fully used whatever the numbe
         CHECK(summary.at("busiest_nvlink_link_mean_utilization").get<double>() == Approx(1.0).margin(0.01));
     }
 }
+
+TEST_CASE("an output folder that cannot be created exits 2 naming --out and the path", "[cli]") {
+    const CommandResult r = run_clustersim(fmt::format("run '{}' --out /proc/clustersim-no-such-folder",
+                                                       fixture("small_allreduce.yaml")));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.output, Catch::Contains("error:") && Catch::Contains("/proc/clustersim-no-such-folder: --out: cannot "
+                                                                      "create the output folder"));
+    CHECK_THAT(r.output, !Catch::Contains("internal error"));
+}

@@ -195,3 +195,13 @@ TEST_CASE("run --out never replaces a file, the working folder or a folder of ot
     CHECK(run_into(scratch.path / "result").exit_code == 0);
     CHECK(fs::exists(scratch.path / "result" / "summary.json"));
 }
+
+TEST_CASE("clustersim kernels with an --out it cannot write exits 2 naming the option and path") {
+    const CommandResult r =
+        run_clustersim(fmt::format("kernels --gpu h100-sxm --in '{}' --out /proc/clustersim-no-such-file.csv",
+                                   source_path("tests/commands/fixtures/shapes.csv")));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "/proc/clustersim-no-such-file.csv: --out: cannot create or write this file"));
+    CHECK_FALSE(contains(r.output, "internal error"));
+}

@@ -660,14 +660,16 @@ namespace {
 
 // Qwen3-30B-A3B on 2 H100 hosts as one colocated EP16 instance; `ep_communication` (empty: the default)
 // and `hosts` vary.
-std::string ep16_scenario(const std::string& ep_communication, int hosts = 2) {
+// `pool`: colocated, or prefill (a prefill pool alone, which may be larger than its topology: the
+// topology then gives link bandwidths only; a colocated deployment must fit it).
+std::string ep16_scenario(const std::string& ep_communication, int hosts = 2, const std::string& pool = "colocated") {
     return fmt::format(R"(kind: serving
 model: qwen3-30b-a3b
 gpu: h100-sxm
 topology: {{file: h100-ib-rail, hosts: {}}}
 deployment:
-  mode: colocated
-  colocated:
+  mode: {}
+  {}:
     layout: {{tp: 16, attn_dp: 16, ep: 16}}
     max_batch: 256
     token_budget: 16384
@@ -678,7 +680,8 @@ deployment:
   input_tokens: {{distribution: fixed, value: 1024}}
   output_tokens: {{distribution: fixed, value: 16}}
 )",
-                       hosts, ep_communication.empty() ? "" : "    ep_communication: " + ep_communication + "\n");
+                       hosts, pool == "colocated" ? "colocated" : "prefill_only", pool,
+                       ep_communication.empty() ? "" : "    ep_communication: " + ep_communication + "\n");
 }
 
 }  // namespace
@@ -707,20 +710,23 @@ TEST_CASE("EP dispatch and combine are priced by the network model by default, a
 }
 
 TEST_CASE("EP communication falls back to the estimate where the topology cannot hold the EP group, and says why") {
-    const auto [resolved, summary] = run_text("ep-small", ep16_scenario("", 1));
+    const auto [resolved, summary] = run_text("ep-small", ep16_scenario("", 1, "prefill"));
     CHECK_THAT(resolved, Contains("ep_communication: estimate"));
-    const auto ep = summary["provenance"]["colocated"]["ep_communication"];
+    const auto ep = summary["provenance"]["prefill"]["ep_communication"];
     CHECK(ep["method"] == "estimate");
     CHECK_THAT(ep["reason"].get<std::string>(),
                Contains("default: estimate") && Contains("cannot hold the EP16 group"));
 }
 
 TEST_CASE("a bad ep_communication is an error at its key; network on too small a topology says why") {
+    // A colocated deployment larger than its topology is an error of its own (serving_time_range_test.cpp).
+    TempFile c("ep-colocated-too-small.yaml", ep16_scenario("network", 1));
+    CHECK_THAT(errors_of(c.path()), Contains("topology: the colocated deployment needs 1 x 16 = 16 GPUs, 2 hosts"));
     TempFile f("ep-typo.yaml", ep16_scenario("netwrok"));
     CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":11:") && Contains("deployment.colocated.ep_communication") &&
                                         Contains("expected one of: network, estimate") &&
                                         Contains("did you mean \"network\""));
-    TempFile g("ep-too-small.yaml", ep16_scenario("network", 1));
+    TempFile g("ep-too-small.yaml", ep16_scenario("network", 1, "prefill"));
     CHECK_THAT(errors_of(g.path()), Contains(g.path() + ":11:") && Contains("ep_communication") &&
                                         Contains("cannot hold the EP16 group") && Contains("use estimate"));
 }

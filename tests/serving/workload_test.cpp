@@ -281,3 +281,43 @@ TEST_CASE("an empirical length file with a bad value names its line and column")
     read_length_column(f.path(), "promt", typo);
     CHECK_THAT(all_messages(typo), Contains("did you mean \"prompt\""));
 }
+
+TEST_CASE("the expected arrivals of a rate profile, their inverse and the mean rate agree") {
+    ArrivalSpec spec;
+    spec.rate_per_s = 2;
+    spec.profile.period = 40_s;
+    spec.profile.multipliers = {1, 0, 3, 0};  // 10 s segments: 20, 0, 60, 0 arrivals
+    CHECK(expected_arrivals(spec, 10) == Approx(20));
+    CHECK(expected_arrivals(spec, 15) == Approx(20));  // a zero segment adds nothing
+    CHECK(expected_arrivals(spec, 25) == Approx(50));
+    CHECK(expected_arrivals(spec, 40) == Approx(80));
+    CHECK(expected_arrivals(spec, 90) == Approx(180));  // two periods and 10 s of the third
+    CHECK(time_of_expected_arrivals(spec, 20) == Approx(10));
+    CHECK(time_of_expected_arrivals(spec, 50) == Approx(25));  // past the zero segment
+    CHECK(time_of_expected_arrivals(spec, 80) == Approx(30));  // the end of the last positive segment
+    CHECK(time_of_expected_arrivals(spec, 180) == Approx(90));
+    CHECK(mean_rate_per_s(spec, 40) == Approx(2.0));
+    CHECK(mean_rate_per_s(spec, 10) == Approx(2.0));
+    CHECK(mean_rate_per_s(spec, 30) == Approx(80.0 / 30));
+    ArrivalSpec flat;
+    flat.rate_per_s = 4;
+    CHECK(mean_rate_per_s(flat, 100) == 4.0);
+    CHECK(time_of_expected_arrivals(flat, 8) == Approx(2));
+}
+
+TEST_CASE("a trace row past the simulator's time range is a row error, not a wrapped time") {
+    // 1e13 ms = 1e10 s after the first row: past the 2^63 ps (about 106 days) a Time holds.
+    TempFile mooncake("far.jsonl",
+                      "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 5}\n"
+                      "{\"timestamp\": 1e13, \"input_length\": 10, \"output_length\": 5}\n");
+    Diagnostics d;
+    const auto requests = read_mooncake_trace(mooncake.path(), 512, d);
+    CHECK(requests.size() == 1);
+    CHECK_THAT(all_messages(d),
+               Contains("far.jsonl:2") && Contains("timestamp: this row arrives 115740.7 days "
+                                                   "after the first, past the simulator's time range"));
+    TempFile azure("far.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n0,10,5\n10000000000,10,5\n");
+    Diagnostics a;
+    CHECK(read_azure_trace(azure.path(), a).size() == 1);
+    CHECK_THAT(all_messages(a), Contains("far.csv:3") && Contains("TIMESTAMP: this row arrives"));
+}
