@@ -147,8 +147,8 @@ TEST_CASE("clustersim kernels refuses a row whose time is past the clock, naming
                                                    source_path("tests/kernels/fixtures/too_large.csv"), out.string()));
     INFO(r.output);
     CHECK(r.exit_code == 2);
-    CHECK(contains(r.output, "too_large.csv:4: the gemm shape is too large to predict on h100-sxm"));
-    CHECK(contains(r.output, "too_large.csv:5: the attn_prefill shape is too large"));
+    CHECK(contains(r.output, "too_large.csv:4:0: the gemm shape is too large to predict on h100-sxm"));
+    CHECK(contains(r.output, "too_large.csv:5:0: the attn_prefill shape is too large"));
     CHECK_FALSE(fs::exists(out));
 }
 
