@@ -47,17 +47,17 @@ void check_model(const ModelSpec& m, const ModelFileFacts& facts, const ModelRul
         if (facts.head_dim_given) c.at_least(F::head_dim, a.head_dim, 1);
         // Grouped-query attention shares each key/value head among heads / kv_heads query heads.
         if (heads_ok && kv_ok && a.heads % a.kv_heads != 0)
-            c.report(F::kv_heads, fmt::format("{} {} must divide {} {}", c.key(F::kv_heads), a.kv_heads,
-                                              c.key(F::heads), a.heads));
+            c.report(F::kv_heads,
+                     fmt::format("{} {} must divide {} {}", c.key(F::kv_heads), a.kv_heads, c.key(F::heads), a.heads));
         // Without head_dim the loaders use hidden_size / heads, as transformers' LlamaAttention does; before
         // head_dim became a config key it raised "hidden_size must be divisible by num_heads" when the
         // quotient was not exact (modeling_llama.py), rather than truncate it.
         if (!facts.head_dim_given && heads_ok && hidden_ok && m.hidden % a.heads != 0)
-            c.report(F::heads, fmt::format("{} {} must divide {} {}: {} is not given, and {} / {} would be "
-                                           "truncated to {}",
-                                           c.key(F::heads), a.heads, c.key(F::hidden_size), m.hidden,
-                                           c.key(F::head_dim), c.key(F::hidden_size), c.key(F::heads),
-                                           m.hidden / a.heads));
+            c.report(F::heads,
+                     fmt::format("{} {} must divide {} {}: {} is not given, and {} / {} would be "
+                                 "truncated to {}",
+                                 c.key(F::heads), a.heads, c.key(F::hidden_size), m.hidden, c.key(F::head_dim),
+                                 c.key(F::hidden_size), c.key(F::heads), m.hidden / a.heads));
     } else {
         c.at_least(F::q_lora_rank, a.q_lora_rank, 0);
         c.at_least(F::kv_lora_rank, a.kv_lora_rank, 1);
@@ -96,8 +96,9 @@ void check_model(const ModelSpec& m, const ModelFileFacts& facts, const ModelRul
         bool has_dense = false;
         for (int i = 0; i < m.layers && !has_dense; ++i) has_dense = !m.is_moe_layer(i);
         if (has_dense && intermediate_ok && m.intermediate <= 0)
-            c.report(F::intermediate_size, fmt::format("the model has dense FFN layers, so {} must be given and positive",
-                                                       c.key(F::intermediate_size)));
+            c.report(F::intermediate_size,
+                     fmt::format("the model has dense FFN layers, so {} must be given and positive",
+                                 c.key(F::intermediate_size)));
         if (mtp_ok && m.mtp_layers > 0 && m.moe.routed_experts > 0 && !m.is_moe_layer(m.layers - 1))
             c.report(F::mtp_layers, "MTP modules are modelled on the last layer's type, which must be an MoE layer");
     }

@@ -55,8 +55,8 @@ struct ModelFileFacts {
 
 // How a loader names fields and records problems.
 struct ModelRuleReporter {
-    std::function<std::string(ModelField)> key;                       // the file's name for a field
-    std::function<void(ModelField, const std::string&)> report;       // records `message` at the field's key
+    std::function<std::string(ModelField)> key;                  // the file's name for a field
+    std::function<void(ModelField, const std::string&)> report;  // records `message` at the field's key
 };
 
 // Checks `m` against every rule and reports each broken one at the field it blames: value ranges

@@ -21,8 +21,9 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kArchitectures = {"deepseek_v3", "llama4", "qwen3_moe", "llama", "mixtral", "qwen2", "gpt"};
 
-// Where a model file keeps each field: the mapping's reader and the key in it (nullptr where the file has
-// no such key, e.g. GPT's derived kv_heads; those fields cannot break a rule).
+// Where a model file keeps each field: the mapping's reader and the key in it. A reader is nullptr for a
+// block the file lacks (no moe:, no vision_encoder:); no rule checks those fields then. GPT's kv_heads and
+// head_dim are derived, never read, so they meet the rules by construction.
 struct YamlKeys {
     MapReader* root = nullptr;
     MapReader* attention = nullptr;  // the root itself for the GPT form, whose `heads` is a top-level key
