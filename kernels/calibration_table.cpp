@@ -59,6 +59,16 @@ std::string check_op(const KernelShape& s) {
     return {};
 }
 
+// Checks what the fields mean together once each is present; returns an error message or "".
+std::string check_fields(const KernelShape& s) {
+    // Grouped-query attention: each key/value head serves heads / kv_heads query heads.
+    const bool gqa = s.op == "attn_prefill" || s.op == "attn_prefill_bwd" || s.op == "attn_decode";
+    if (gqa && s.heads % s.kv_heads != 0)
+        return fmt::format("column kv_heads: {} key/value heads must divide the {} query heads (column heads)",
+                           s.kv_heads, s.heads);
+    return {};
+}
+
 // Reads the '# key: value' lines at the top of a file.
 std::map<std::string, std::string> read_comment_header(const std::string& path) {
     std::map<std::string, std::string> header;
@@ -124,6 +134,7 @@ void read_rows(const std::string& path, Diagnostics& diagnostics, Emit emit, Nam
                     problem = e.what();
                 }
             }
+            if (problem.empty()) problem = check_fields(s);
             if (problem.empty()) problem = emit(s, f, line);
             if (!problem.empty()) diagnostics.error({path, line, 0}, "", problem);
         }
@@ -247,13 +258,14 @@ CalibrationTable read_calibration_table(const std::string& path) {
     return table;
 }
 
-std::vector<KernelShape> read_kernel_shapes(const std::string& path) {
+std::vector<KernelShape> read_kernel_shapes(const std::string& path, std::vector<int>* lines) {
     Diagnostics diagnostics;
     std::vector<KernelShape> shapes;
     read_rows<13>(
         path, diagnostics,
-        [&](const KernelShape& s, const std::array<std::string, 13>&, int) -> std::string {
+        [&](const KernelShape& s, const std::array<std::string, 13>&, int line) -> std::string {
             shapes.push_back(s);
+            if (lines) lines->push_back(line);
             return {};
         },
         "op", "dtype", "m", "n", "k", "groups", "batch", "heads", "kv_heads", "head_dim", "seq", "context", "bytes");

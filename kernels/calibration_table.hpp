@@ -65,9 +65,11 @@ inline constexpr const char* kCalibrationColumns =
     "op,dtype,m,n,k,groups,batch,heads,kv_heads,head_dim,seq,context,bytes,time_us_p50,time_us_p10,time_us_p90,reps";
 
 // Both readers throw InputError whose diagnostics name the file and line of every malformed row
-// (wrong column count, non-integer or negative field, unknown op or dtype, missing provenance).
+// (wrong column count, non-integer or negative field, unknown op or dtype, a field the op needs left
+// empty, kv_heads not dividing heads, missing provenance). read_kernel_shapes appends each shape's
+// line in the file to `lines` when given.
 CalibrationTable read_calibration_table(const std::string& path);
-std::vector<KernelShape> read_kernel_shapes(const std::string& path);
+std::vector<KernelShape> read_kernel_shapes(const std::string& path, std::vector<int>* lines = nullptr);
 
 // Writes a shape's 13 fields as CSV (empty for 0), without a newline.
 std::string shape_to_csv(const KernelShape& s);

@@ -453,12 +453,26 @@ std::string default_kernels_dir() {
 void run_kernels_query(const std::string& gpu_name, const std::string& in_csv, const std::string& out_csv,
                        const std::string& kernels_dir) {
     const KernelCostModel model(load_gpu_profile(kernels_dir, gpu_name));
-    const std::vector<KernelShape> shapes = read_kernel_shapes(in_csv);
+    std::vector<int> lines;
+    const std::vector<KernelShape> shapes = read_kernel_shapes(in_csv, &lines);
     std::string text = std::string(kShapeColumns) + ",time_us,provenance\n";
-    for (const KernelShape& s : shapes) {
-        const KernelPrediction p = model.predict(s);
-        text += fmt::format("{},{:.6g},{}\n", shape_to_csv(s), p.time.us(), to_string(p.provenance));
+    Diagnostics too_large;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        const KernelShape& s = shapes[i];
+        try {
+            const KernelPrediction p = model.predict(s);
+            text += fmt::format("{},{:.6g},{}\n", shape_to_csv(s), p.time.us(), to_string(p.provenance));
+        } catch (const TimeOutOfRange& e) {
+            // The work is the product of the shape's fields, so a large enough row has a time no clock holds.
+            std::vector<std::string> fields;
+            for (int f = 0; f < KernelShape::kNumericFields; ++f)
+                if (s.numeric(f) != 0) fields.emplace_back(KernelShape::numeric_field_name(f));
+            too_large.error({in_csv, lines[i], 0}, "",
+                            fmt::format("the {} shape is too large to predict on {}: {}; reduce its columns {}",
+                                        s.op, gpu_name, e.what(), fmt::join(fields, ", ")));
+        }
     }
+    too_large.throw_if_any();
     // Everything is computed before the file is opened, so a failure never leaves a partial result.
     std::ofstream out(out_csv);
     if (!out) throw std::runtime_error("cannot write " + out_csv);

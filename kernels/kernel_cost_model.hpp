@@ -64,7 +64,8 @@ class KernelCostModel {
 public:
     explicit KernelCostModel(GpuProfile profile);
 
-    // Throws std::invalid_argument when the shape lacks a field its op needs.
+    // Throws std::invalid_argument when the shape lacks a field its op needs, TimeOutOfRange when its
+    // time does not fit the simulator's clock (2^63 ps, about 106.7 days).
     KernelPrediction predict(const KernelShape& query) const;
     // As predict, ignoring table rows of the same shape as `excluded` (for leave-one-out).
     KernelPrediction predict_excluding(const KernelShape& query, const KernelShape& excluded) const;
@@ -113,7 +114,8 @@ std::string default_kernels_dir();
 
 // `clustersim kernels --gpu NAME --in SHAPES.csv --out PRED.csv`: reads the query CSV, predicts every
 // row and writes the input columns plus time_us and provenance. Throws InputError (file and line of
-// every bad row) before writing anything.
+// every bad row, including a shape whose predicted time is past the simulator's clock) before writing
+// anything.
 void run_kernels_query(const std::string& gpu_name, const std::string& in_csv, const std::string& out_csv,
                        const std::string& kernels_dir = default_kernels_dir());
 

@@ -1,12 +1,17 @@
 // Model files and Hugging Face config.json files read into ModelSpec, with precise diagnostics.
 #include "models/model_loader.hpp"
 
+#include "models/model_checks.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
+#include <set>
 #include <sstream>
 
 namespace clustersim {
@@ -16,23 +21,67 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kArchitectures = {"deepseek_v3", "llama4", "qwen3_moe", "llama", "mixtral", "qwen2", "gpt"};
 
-void check_consistency(MapReader& r, ModelSpec& m) {
-    if (m.attention.kind == AttentionKind::mha && m.attention.kv_heads > 0 && m.attention.heads % m.attention.kv_heads != 0)
-        r.error("attention", fmt::format("kv_heads {} must divide heads {}", m.attention.kv_heads, m.attention.heads));
-    if (m.moe.routed_experts > 0) {
-        if (m.moe.top_k > m.moe.routed_experts)
-            r.error("moe", fmt::format("top_k {} exceeds the {} routed experts", m.moe.top_k, m.moe.routed_experts));
-        if (m.moe.routed_experts % m.moe.n_group != 0)
-            r.error("moe", fmt::format("n_group {} must divide the {} routed experts", m.moe.n_group, m.moe.routed_experts));
-        if (m.moe.topk_group > m.moe.n_group)
-            r.error("moe", fmt::format("topk_group {} exceeds n_group {}", m.moe.topk_group, m.moe.n_group));
+// Where a model file keeps each field: the mapping's reader and the key in it. A reader is nullptr for a
+// block the file lacks (no moe:, no vision_encoder:); no rule checks those fields then. GPT's kv_heads and
+// head_dim are derived, never read, so they meet the rules by construction.
+struct YamlKeys {
+    MapReader* root = nullptr;
+    MapReader* attention = nullptr;  // the root itself for the GPT form, whose `heads` is a top-level key
+    MapReader* moe = nullptr;
+    MapReader* vision = nullptr;
+
+    std::pair<MapReader*, const char*> at(ModelField f) const {
+        using F = ModelField;
+        switch (f) {
+            case F::layers: return {root, "layers"};
+            case F::hidden_size: return {root, "hidden_size"};
+            case F::vocab_size: return {root, "vocab_size"};
+            case F::intermediate_size: return {root, "intermediate_size"};
+            case F::max_position_embeddings: return {root, root == attention ? "seq_length" : "max_position_embeddings"};
+            case F::mtp_layers: return {root, "mtp_layers"};
+            case F::heads: return {attention, "heads"};
+            case F::kv_heads: return {attention, "kv_heads"};
+            case F::head_dim: return {attention, "head_dim"};
+            case F::q_lora_rank: return {attention, "q_lora_rank"};
+            case F::kv_lora_rank: return {attention, "kv_lora_rank"};
+            case F::qk_nope_head_dim: return {attention, "qk_nope_head_dim"};
+            case F::qk_rope_head_dim: return {attention, "qk_rope_head_dim"};
+            case F::v_head_dim: return {attention, "v_head_dim"};
+            case F::chunk_size: return {attention, "chunk_size"};
+            case F::global_layer_interval: return {attention, "global_layer_interval"};
+            case F::routed_experts: return {moe, "routed_experts"};
+            case F::shared_experts: return {moe, "shared_experts"};
+            case F::top_k: return {moe, "top_k"};
+            case F::expert_intermediate_size: return {moe, "expert_intermediate_size"};
+            case F::shared_expert_intermediate_size: return {moe, "shared_expert_intermediate_size"};
+            case F::n_group: return {moe, "n_group"};
+            case F::topk_group: return {moe, "topk_group"};
+            case F::first_dense_layers: return {moe, "first_dense_layers"};
+            case F::layer_step: return {moe, "layer_step"};
+            case F::vision_layers: return {vision, "layers"};
+            case F::vision_hidden_size: return {vision, "hidden_size"};
+            case F::vision_intermediate_size: return {vision, "intermediate_size"};
+            case F::vision_image_size: return {vision, "image_size"};
+            case F::vision_patch_size: return {vision, "patch_size"};
+            case F::vision_channels: return {vision, "channels"};
+            case F::vision_projector_input_dim: return {vision, "projector_input_dim"};
+            case F::vision_projector_output_dim: return {vision, "projector_output_dim"};
+        }
+        return {nullptr, ""};
     }
-    bool has_dense = false;
-    for (int i = 0; i < m.layers; ++i) has_dense = has_dense || !m.is_moe_layer(i);
-    if (has_dense && m.intermediate <= 0)
-        r.error("intermediate_size", "the model has dense FFN layers, so intermediate_size must be given and positive");
-    if (m.mtp_layers > 0 && m.moe.routed_experts > 0 && !m.is_moe_layer(m.layers - 1))
-        r.error("mtp_layers", "MTP modules are modelled on the last layer's type, which must be an MoE layer");
+};
+
+// The shared model rules (model_checks.hpp), each broken one reported at its key unless reading that
+// key already recorded a problem.
+void check_model_file(const ModelSpec& m, const ModelFileFacts& facts, const YamlKeys& keys) {
+    ModelRuleReporter reporter;
+    reporter.key = [&](ModelField f) { return std::string(keys.at(f).second); };
+    reporter.report = [&](ModelField f, const std::string& message) {
+        auto [reader, key] = keys.at(f);
+        if (reader == nullptr) reader = keys.root;
+        if (!reader->failed(key)) reader->error(key, message);
+    };
+    check_model(m, facts, reporter);
 }
 
 ModelSpec read_gpt(MapReader& r, ModelSpec m) {
@@ -52,9 +101,8 @@ ModelSpec read_gpt(MapReader& r, ModelSpec m) {
     m.linear_bias = true;
     m.attention.kind = AttentionKind::mha;
     m.attention.kv_heads = m.attention.heads;
-    if (m.attention.heads > 0 && m.hidden % m.attention.heads != 0)
-        r.error("heads", fmt::format("heads {} must divide hidden_size {}", m.attention.heads, m.hidden));
     m.attention.head_dim = m.attention.heads > 0 ? static_cast<int>(m.hidden / m.attention.heads) : 0;
+    check_model_file(m, ModelFileFacts{}, YamlKeys{&r, &r, nullptr, nullptr});
     return m;
 }
 
@@ -115,8 +163,9 @@ ModelSpec read_model(MapReader& r) {
         a.optional<int>("global_layer_interval", 0, "every n-th layer attends globally without RoPE", at_least(0));
     a.finish();
 
+    std::optional<MapReader> moe_reader;
     if (r.has("moe")) {
-        MapReader e = r.child("moe", "mixture-of-experts layers", false);
+        MapReader& e = moe_reader.emplace(r.child("moe", "mixture-of-experts layers", false));
         auto& moe = m.moe;
         moe.routed_experts = e.required<int>("routed_experts", "routed experts per MoE layer", at_least(1));
         moe.shared_experts = e.optional<int>("shared_experts", 0, "always-active shared experts", at_least(0));
@@ -136,8 +185,9 @@ ModelSpec read_model(MapReader& r) {
         moe.layer_step = e.optional<int>("layer_step", 1, "MoE every n-th layer (Llama 4 interleave step)", at_least(1));
         e.finish();
     }
+    std::optional<MapReader> vision_reader;
     if (r.has("vision_encoder")) {
-        MapReader v = r.child("vision_encoder", "vision encoder counted in the total", false);
+        MapReader& v = vision_reader.emplace(r.child("vision_encoder", "vision encoder counted in the total", false));
         VisionEncoderSpec ve;
         ve.layers = v.required<int>("layers", "encoder layers", at_least(1));
         ve.hidden = v.required<std::int64_t>("hidden_size", "encoder hidden size", at_least<std::int64_t>(1));
@@ -153,7 +203,11 @@ ModelSpec read_model(MapReader& r) {
         v.finish();
         m.vision = ve;
     }
-    check_consistency(r, m);
+    ModelFileFacts facts;
+    facts.has_moe = moe_reader.has_value();
+    facts.head_dim_given = a.has("head_dim");
+    check_model_file(m, facts, YamlKeys{&r, &a, moe_reader ? &*moe_reader : nullptr,
+                                        vision_reader ? &*vision_reader : nullptr});
     r.finish();
     return m;
 }
@@ -196,6 +250,9 @@ public:
         return as_integer(key);
     }
     std::int64_t integer(const char* key, std::int64_t fallback) { return has(key) ? as_integer(key) : fallback; }
+    // An integer the model keeps as an int (counts of layers, heads, experts; head dims).
+    int int32(const char* key) { return narrow(key, integer(key)); }
+    int int32(const char* key, std::int64_t fallback) { return narrow(key, integer(key, fallback)); }
     bool boolean(const char* key, bool fallback) {
         if (!has(key)) return fallback;
         if (!obj_.at(key).is_boolean()) {
@@ -223,10 +280,20 @@ public:
     const json& raw(const char* key) const { return obj_.at(key); }
 
     void error(const std::string& key, const std::string& message) {
+        failed_.insert(key);
         diagnostics_.error(locate(key), prefix_.empty() ? key : prefix_ + "." + key, message);
     }
+    // Whether `key` already has a problem recorded (missing, wrongly typed, out of range): its value is
+    // then a placeholder, and a later check of it would only repeat the problem.
+    bool failed(const std::string& key) const { return failed_.count(key) > 0; }
 
 private:
+    int narrow(const char* key, std::int64_t v) {
+        constexpr std::int64_t lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+        if (v >= lo && v <= hi) return static_cast<int>(v);
+        error(key, fmt::format("expected an integer from {} to {}; found {}", lo, hi, v));
+        return 0;
+    }
     std::int64_t as_integer(const char* key) {
         const json& v = obj_.at(key);
         if (!v.is_number_integer()) {
@@ -256,22 +323,83 @@ private:
     const std::string& file_;
     const std::string& text_;
     Diagnostics& diagnostics_;
+    std::set<std::string> failed_;
 };
 
-int to_int(std::int64_t v) { return static_cast<int>(v); }
-
 void read_common(JsonFields& f, ModelSpec& m) {
-    m.layers = to_int(f.integer("num_hidden_layers"));
+    m.layers = f.int32("num_hidden_layers");
     m.hidden = f.integer("hidden_size");
     m.vocab = f.integer("vocab_size");
     m.max_seq = f.integer("max_position_embeddings", 0);
-    m.attention.heads = to_int(f.integer("num_attention_heads"));
-    m.attention.kv_heads = to_int(f.integer("num_key_value_heads", m.attention.heads));
+    m.attention.heads = f.int32("num_attention_heads");
+    m.attention.kv_heads = f.int32("num_key_value_heads", m.attention.heads);
     const std::int64_t fallback_head_dim = m.attention.heads > 0 ? m.hidden / m.attention.heads : 0;
-    m.attention.head_dim = to_int(f.integer("head_dim", fallback_head_dim));
+    m.attention.head_dim = f.int32("head_dim", fallback_head_dim);
     m.tied_embeddings = f.boolean("tie_word_embeddings", false);
     const std::string act = f.string("hidden_act", "silu");
     if (act != "silu" && act != "swish") f.error("hidden_act", fmt::format("expected \"silu\" (SwiGLU); found \"{}\"", act));
+}
+
+// The config.json key of a field for each model_type ("" where the family fixes the value: Llama 4's
+// one shared expert, Mixtral's MoE in every layer).
+const char* hf_key(const std::string& type, ModelField f) {
+    using F = ModelField;
+    const bool llama4 = type == "llama4";
+    switch (f) {
+        case F::layers: return "num_hidden_layers";
+        case F::hidden_size: return "hidden_size";
+        case F::vocab_size: return "vocab_size";
+        case F::intermediate_size: return llama4 ? "intermediate_size_mlp" : "intermediate_size";
+        case F::max_position_embeddings: return "max_position_embeddings";
+        case F::mtp_layers: return "num_nextn_predict_layers";
+        case F::heads: return "num_attention_heads";
+        case F::kv_heads: return "num_key_value_heads";
+        case F::head_dim: return "head_dim";
+        case F::q_lora_rank: return "q_lora_rank";
+        case F::kv_lora_rank: return "kv_lora_rank";
+        case F::qk_nope_head_dim: return "qk_nope_head_dim";
+        case F::qk_rope_head_dim: return "qk_rope_head_dim";
+        case F::v_head_dim: return "v_head_dim";
+        case F::chunk_size: return "attention_chunk_size";
+        case F::global_layer_interval: return "no_rope_layer_interval";
+        case F::routed_experts:
+            return type == "qwen3_moe" ? "num_experts" : type == "deepseek_v3" ? "n_routed_experts" : "num_local_experts";
+        case F::shared_experts: return type == "deepseek_v3" ? "n_shared_experts" : "";
+        case F::top_k: return "num_experts_per_tok";
+        case F::expert_intermediate_size:
+            return type == "mixtral" || llama4 ? "intermediate_size" : "moe_intermediate_size";
+        case F::shared_expert_intermediate_size: return "";
+        case F::n_group: return "n_group";
+        case F::topk_group: return "topk_group";
+        case F::first_dense_layers: return "first_k_dense_replace";
+        case F::layer_step: return llama4 ? "interleave_moe_layer_step" : type == "qwen3_moe" ? "decoder_sparse_step" : "";
+        case F::vision_layers: return "num_hidden_layers";
+        case F::vision_hidden_size: return "hidden_size";
+        case F::vision_intermediate_size: return "intermediate_size";
+        case F::vision_image_size: return "image_size";
+        case F::vision_patch_size: return "patch_size";
+        case F::vision_channels: return "num_channels";
+        case F::vision_projector_input_dim: return "projector_input_dim";
+        case F::vision_projector_output_dim: return "projector_output_dim";
+    }
+    return "";
+}
+
+bool is_vision_field(ModelField f) {
+    using F = ModelField;
+    switch (f) {
+        case F::vision_layers:
+        case F::vision_hidden_size:
+        case F::vision_intermediate_size:
+        case F::vision_image_size:
+        case F::vision_patch_size:
+        case F::vision_channels:
+        case F::vision_projector_input_dim:
+        case F::vision_projector_output_dim:
+            return true;
+        default:
+            return false;
+    }
 }
 
 ModelSpec from_hf(const json& root, const std::string& file, const std::string& text, Diagnostics& diagnostics) {
@@ -280,6 +408,8 @@ ModelSpec from_hf(const json& root, const std::string& file, const std::string& 
     m.name = fs::path(file).parent_path().filename().string();
     if (m.name.empty()) m.name = fs::path(file).stem().string();
     JsonFields top(root, "", file, text, diagnostics);
+    std::optional<JsonFields> text_fields;    // Llama 4's text_config
+    std::optional<JsonFields> vision_fields;  // Llama 4's vision_config
     const std::string type = top.string("model_type", "");
     if (!top.has("model_type")) {
         top.error("model_type", "missing required key \"model_type\" (expected one of: deepseek_v3, llama4, "
@@ -293,8 +423,8 @@ ModelSpec from_hf(const json& root, const std::string& file, const std::string& 
         // Qwen2 always adds biases to q, k, v (transformers' Qwen2Attention); Llama has attention_bias.
         m.attention.qkv_bias = type == "qwen2" ? true : top.boolean("attention_bias", false);
         if (type == "mixtral") {
-            m.moe.routed_experts = to_int(top.integer("num_local_experts"));
-            m.moe.top_k = to_int(top.integer("num_experts_per_tok"));
+            m.moe.routed_experts = top.int32("num_local_experts");
+            m.moe.top_k = top.int32("num_experts_per_tok");
             m.moe.expert_intermediate = m.intermediate;
             m.moe.gating = GatingFunction::softmax;
         }
@@ -304,10 +434,10 @@ ModelSpec from_hf(const json& root, const std::string& file, const std::string& 
         m.intermediate = top.integer("intermediate_size", 0);
         m.attention.qkv_bias = top.boolean("attention_bias", false);
         m.attention.qk_norm = true;  // Qwen3 always normalizes q and k per head
-        m.moe.routed_experts = to_int(top.integer("num_experts"));
-        m.moe.top_k = to_int(top.integer("num_experts_per_tok"));
+        m.moe.routed_experts = top.int32("num_experts");
+        m.moe.top_k = top.int32("num_experts_per_tok");
         m.moe.expert_intermediate = top.integer("moe_intermediate_size");
-        m.moe.layer_step = to_int(top.integer("decoder_sparse_step", 1));
+        m.moe.layer_step = top.int32("decoder_sparse_step", 1);
         if (top.has("mlp_only_layers") && !(top.raw("mlp_only_layers").is_array() && top.raw("mlp_only_layers").empty()))
             top.error("mlp_only_layers", "only an empty list is supported (every layer follows decoder_sparse_step)");
     } else if (type == "deepseek_v3") {
@@ -317,42 +447,42 @@ ModelSpec from_hf(const json& root, const std::string& file, const std::string& 
         m.attention.kv_heads = m.attention.heads;
         m.attention.head_dim = 0;
         m.intermediate = top.integer("intermediate_size");
-        m.attention.q_lora_rank = to_int(top.integer("q_lora_rank", 0));  // null in V2-Lite: no compression
-        m.attention.kv_lora_rank = to_int(top.integer("kv_lora_rank"));
-        m.attention.qk_nope_head_dim = to_int(top.integer("qk_nope_head_dim"));
-        m.attention.qk_rope_head_dim = to_int(top.integer("qk_rope_head_dim"));
-        m.attention.v_head_dim = to_int(top.integer("v_head_dim"));
+        m.attention.q_lora_rank = top.int32("q_lora_rank", 0);  // null in V2-Lite: no compression
+        m.attention.kv_lora_rank = top.int32("kv_lora_rank");
+        m.attention.qk_nope_head_dim = top.int32("qk_nope_head_dim");
+        m.attention.qk_rope_head_dim = top.int32("qk_rope_head_dim");
+        m.attention.v_head_dim = top.int32("v_head_dim");
         m.attention.qkv_bias = top.boolean("attention_bias", false);
-        m.moe.routed_experts = to_int(top.integer("n_routed_experts"));
-        m.moe.shared_experts = to_int(top.integer("n_shared_experts", 0));
-        m.moe.top_k = to_int(top.integer("num_experts_per_tok"));
+        m.moe.routed_experts = top.int32("n_routed_experts");
+        m.moe.shared_experts = top.int32("n_shared_experts", 0);
+        m.moe.top_k = top.int32("num_experts_per_tok");
         m.moe.expert_intermediate = top.integer("moe_intermediate_size");
-        m.moe.n_group = to_int(top.integer("n_group", 1));
-        m.moe.topk_group = to_int(top.integer("topk_group", 1));
-        m.moe.first_dense_layers = to_int(top.integer("first_k_dense_replace", 0));
+        m.moe.n_group = top.int32("n_group", 1);
+        m.moe.topk_group = top.int32("topk_group", 1);
+        m.moe.first_dense_layers = top.int32("first_k_dense_replace", 0);
         // DeepSeek's modeling code makes layer i MoE when i >= first_k_dense_replace and
         // i % moe_layer_freq == 0; every released model uses 1, the only value modelled here.
         if (top.integer("moe_layer_freq", 1) != 1) top.error("moe_layer_freq", "only moe_layer_freq 1 is supported");
         const std::string scoring = top.string("scoring_func", "softmax");
         m.moe.gating = scoring == "sigmoid" ? GatingFunction::sigmoid : GatingFunction::softmax;
         m.moe.gate_bias = top.string("topk_method", "") == "noaux_tc";  // e_score_correction_bias
-        m.mtp_layers = to_int(top.integer("num_nextn_predict_layers", 0));
+        m.mtp_layers = top.int32("num_nextn_predict_layers", 0);
     } else if (type == "llama4" || type == "llama4_text") {
         m.architecture = "llama4";
         const bool nested = top.has("text_config");
         const json& text_obj = nested ? top.raw("text_config") : root;
-        JsonFields t(text_obj, nested ? "text_config" : "", file, text, diagnostics);
+        JsonFields& t = nested ? text_fields.emplace(text_obj, "text_config", file, text, diagnostics) : top;
         read_common(t, m);
         if (nested && top.has("tie_word_embeddings")) m.tied_embeddings = top.boolean("tie_word_embeddings", false);
         m.intermediate = t.integer("intermediate_size_mlp");  // dense layers
         m.moe.expert_intermediate = t.integer("intermediate_size");
-        m.moe.routed_experts = to_int(t.integer("num_local_experts"));
-        m.moe.top_k = to_int(t.integer("num_experts_per_tok"));
+        m.moe.routed_experts = t.int32("num_local_experts");
+        m.moe.top_k = t.int32("num_experts_per_tok");
         m.moe.shared_experts = 1;  // Llama4TextMoe always has one shared expert of intermediate_size
         m.moe.gating = GatingFunction::sigmoid;
-        m.moe.layer_step = to_int(t.integer("interleave_moe_layer_step", 1));
-        m.attention.chunk_size = to_int(t.integer("attention_chunk_size", 0));
-        m.attention.global_layer_interval = to_int(t.integer("no_rope_layer_interval", 4));
+        m.moe.layer_step = t.int32("interleave_moe_layer_step", 1);
+        m.attention.chunk_size = t.int32("attention_chunk_size", 0);
+        m.attention.global_layer_interval = t.int32("no_rope_layer_interval", 4);
         if (t.has("no_rope_layers") && t.raw("no_rope_layers").is_array() && !t.raw("no_rope_layers").empty()) {
             // An explicit list: 1 = RoPE + chunked, 0 = NoPE + global; take the period of the zeros.
             const auto& list = t.raw("no_rope_layers");
@@ -365,14 +495,14 @@ ModelSpec from_hf(const json& root, const std::string& file, const std::string& 
         }
         m.attention.qkv_bias = t.boolean("attention_bias", false);
         if (nested && top.has("vision_config")) {
-            JsonFields v(top.raw("vision_config"), "vision_config", file, text, diagnostics);
+            JsonFields& v = vision_fields.emplace(top.raw("vision_config"), "vision_config", file, text, diagnostics);
             VisionEncoderSpec ve;
-            ve.layers = to_int(v.integer("num_hidden_layers"));
+            ve.layers = v.int32("num_hidden_layers");
             ve.hidden = v.integer("hidden_size");
             ve.intermediate = v.integer("intermediate_size");
-            ve.image_size = to_int(v.integer("image_size"));
-            ve.patch_size = to_int(v.integer("patch_size"));
-            ve.channels = to_int(v.integer("num_channels", 3));
+            ve.image_size = v.int32("image_size");
+            ve.patch_size = v.int32("patch_size");
+            ve.channels = v.int32("num_channels", 3);
             ve.pixel_shuffle_ratio = v.number("pixel_shuffle_ratio", 0.5);
             ve.projector_input = v.integer("projector_input_dim");
             ve.projector_output = v.integer("projector_output_dim");
@@ -382,7 +512,27 @@ ModelSpec from_hf(const json& root, const std::string& file, const std::string& 
         top.error("model_type", fmt::format("unsupported model_type \"{}\"; expected one of: deepseek_v3, llama4, "
                                             "llama4_text, qwen3_moe, llama, mixtral, qwen2",
                                             type));
+        return m;
     }
+
+    // The rules a model YAML is held to (model_checks.hpp), each reported at its config.json key unless
+    // reading that key already recorded a problem.
+    const std::string family = type == "llama4_text" ? "llama4" : type;
+    ModelFileFacts facts;
+    facts.has_moe = family != "llama" && family != "qwen2";
+    JsonFields& text_keys = text_fields ? *text_fields : top;
+    facts.head_dim_given = family != "deepseek_v3" && text_keys.has("head_dim");
+    ModelRuleReporter reporter;
+    reporter.key = [&](ModelField f) {
+        const std::string key = hf_key(family, f);
+        return key.empty() ? fmt::format("the {} family's fixed value", family) : key;
+    };
+    reporter.report = [&](ModelField f, const std::string& message) {
+        JsonFields& fields = is_vision_field(f) && vision_fields ? *vision_fields : text_keys;
+        const std::string key = hf_key(family, f);
+        if (key.empty() || !fields.failed(key)) fields.error(key.empty() ? "model_type" : key, message);
+    };
+    check_model(m, facts, reporter);
     return m;
 }
 

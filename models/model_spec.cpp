@@ -195,6 +195,14 @@ void validate_layout(const ModelSpec& m, const ParallelLayout& l) {
     if (l.tp % l.attn_dp != 0) fail(fmt::format("attn_dp {} must divide tp {}", l.attn_dp, l.tp));
     if (m.attention.heads % l.attn_tp() != 0)
         fail(fmt::format("attention TP {} must divide the {} heads", l.attn_tp(), m.attention.heads));
+    // GQA key/value heads are split over attention TP, or each replicated on attn_tp / kv_heads ranks: vLLM's
+    // and SGLang's attention layers assert one or the other (kv_heads % tp or tp % kv_heads is 0).
+    const int kv_heads = m.attention.kv_heads;
+    if (m.attention.kind == AttentionKind::mha && kv_heads > 0 && kv_heads % l.attn_tp() != 0 &&
+        l.attn_tp() % kv_heads != 0)
+        fail(fmt::format("attention TP {} must divide the {} KV heads or be a multiple of them", l.attn_tp(), kv_heads));
+    if (l.ep > 1 && m.moe.routed_experts == 0)
+        fail(fmt::format("ep {} needs routed experts to spread; the model is dense (use ep 1)", l.ep));
     for (const auto& [key, value] : {std::pair{"dense_tp", l.dense_tp}, std::pair{"vocab_tp", l.vocab_tp}}) {
         if (value < 0) fail(fmt::format("{} must not be negative", key));
         if (value > 0 && (l.tp % value != 0 || value % l.attn_tp() != 0))

@@ -77,8 +77,22 @@ int run_layer(const LayerArgs& args) {
         fail(args.ep > 1 ? "--tp/--ep" : "--tp", e.what());
     }
     const KernelCostModel cost_model(load_gpu_profile(args.kernels_dir, args.gpu));
-    // Everything the user chose is checked above; what predict_layer_cost throws now is a bug (exit 1).
-    const LayerCost cost = predict_layer_cost(m, layer, options, cost_model);
+    // Everything the user chose is checked above, but for the size of the batch: the work grows with the
+    // product of its options, and a large enough product has a time past the simulator's clock. What else
+    // predict_layer_cost throws now is a bug (exit 1).
+    const LayerCost cost = [&] {
+        try {
+            return predict_layer_cost(m, layer, options, cost_model);
+        } catch (const TimeOutOfRange& e) {
+            const bool prefill = options.phase == Phase::prefill;
+            fail(prefill ? "--batch/--seq" : "--batch/--context/--query-tokens",
+                 fmt::format("{} of {} is too much work for one layer on one GPU: {}",
+                             prefill ? fmt::format("--batch {} x --seq {}", args.batch, *args.seq)
+                                     : fmt::format("--batch {} x --context {} x --query-tokens {}", args.batch,
+                                                   *args.context, args.query_tokens.value_or(1)),
+                             m.name, e.what()));
+        }
+    }();
     if (args.json) {
         fmt::print("{}\n", layer_cost_json(cost).dump(2));
     } else {

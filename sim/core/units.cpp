@@ -88,7 +88,7 @@ Time parse_time(std::string_view text) {
     const auto [n, unit] = split(text, "a time", "\"1.5us\", \"20ms\" or \"3s\"");
     if (const auto* u = find(kTimeUnits, unit)) {
         const double ps = n * u->factor * 1e12;
-        if (ps >= 9.2e18) throw UnitError(fmt::format("time \"{}\" is too long to simulate", text));
+        if (!(std::abs(ps) < 9.2e18)) throw UnitError(fmt::format("time \"{}\" is too long to simulate", text));
         return Time::from_seconds(n * u->factor);
     }
     throw UnitError(fmt::format("unknown time unit \"{}\" in \"{}\"; expected one of ps, ns, us, ms, s, min, h",
@@ -165,6 +165,12 @@ FlopRate parse_flop_rate(std::string_view text) {
     throw UnitError(fmt::format("unknown unit \"{}\" in \"{}\"; expected a compute rate such as \"989TFLOPS\"",
                                 unit, text));
 }
+
+TimeOutOfRange::TimeOutOfRange(double seconds)
+    : std::overflow_error(fmt::format("a time of {:.3g} s is outside the simulator's clock (integer picoseconds, "
+                                      "at most 2^63 ps = {:.4g} s, about 106.7 days)",
+                                      seconds, 9223372036854775808.0 * 1e-12)),
+      seconds_(seconds) {}
 
 std::string to_string(Time t) {
     // Exact: integer picoseconds printed in the largest unit that keeps them whole or short.

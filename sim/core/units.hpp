@@ -21,6 +21,17 @@
 
 namespace clustersim {
 
+// A time that has no integer picosecond count (at least 2^63 ps, about 106.7 days, either way; or not
+// a number): converting it would wrap around to a negative or meaningless time, so it is refused.
+class TimeOutOfRange : public std::overflow_error {
+public:
+    explicit TimeOutOfRange(double seconds);
+    double seconds() const { return seconds_; }
+
+private:
+    double seconds_;
+};
+
 // Simulated time in integer picoseconds. 2^63 ps is about 106 days of simulated time, far past any
 // training step or serving day; one byte at 800 Gb/s is 10 ps, so nothing we model is below the
 // resolution.
@@ -31,9 +42,12 @@ public:
     static constexpr Time from_ns(double ns) { return from_seconds(ns * 1e-9); }
     static constexpr Time from_us(double us) { return from_seconds(us * 1e-6); }
     static constexpr Time from_ms(double ms) { return from_seconds(ms * 1e-3); }
-    // Rounds to the nearest picosecond.
+    // Rounds to the nearest picosecond. Throws TimeOutOfRange for a time of 2^63 ps or more either way
+    // (a double below 2^63 is at most 2^63 - 1024, so its rounding fits) and for NaN.
     static constexpr Time from_seconds(double s) {
         const double ps = s * 1e12;
+        constexpr double kLimit = 9223372036854775808.0;  // 2^63
+        if (!(ps > -kLimit && ps < kLimit)) throw TimeOutOfRange(s);
         return Time(static_cast<std::int64_t>(ps < 0 ? ps - 0.5 : ps + 0.5));
     }
     static constexpr Time zero() { return Time(0); }

@@ -64,6 +64,13 @@ KernelPrediction memory_roofline(const Operator& op, const GpuSpec& spec) {
     return p;
 }
 
+// a + b for the non-negative times of operators: Time's own + would wrap past 2^63 ps to a negative total.
+Time add_within_clock(Time a, Time b) {
+    std::int64_t ps = 0;
+    if (__builtin_add_overflow(a.ps(), b.ps(), &ps)) throw TimeOutOfRange(a.seconds() + b.seconds());
+    return Time::from_ps(ps);
+}
+
 std::string phase_batch_text(const OperatorGraphOptions& o) {
     if (o.phase == Phase::decode) {
         const auto& kv = o.batch.kv_lengths;
@@ -169,12 +176,12 @@ LayerCost predict_layer_cost(const ModelSpec& m, int layer, const OperatorGraphO
         } else {
             c.kernel_op = kernel_op(op);
             c.prediction = predict_operator(op, cost_model);
-            cost.compute_time += c.prediction.time;
+            cost.compute_time = add_within_clock(cost.compute_time, c.prediction.time);
             cost.flops += op.flops;
             cost.bytes += op.bytes_read + op.bytes_written;
             ProvenanceShare& s = shares[c.prediction.provenance];
             s.provenance = c.prediction.provenance;
-            s.time += c.prediction.time;
+            s.time += c.prediction.time;  // a part of compute_time, so within the clock too
             ++s.operators;
         }
         c.op = std::move(op);

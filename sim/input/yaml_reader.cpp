@@ -106,8 +106,13 @@ void MapReader::error_at(const YAML::Node& n, const std::string& key_path, const
 }
 
 void MapReader::error(std::string_view key, const std::string& message) {
+    failed_.emplace(key);
     const YAML::Node n = lookup(key);
     error_at(present(n) ? n : node_, path_of(key), message);
+}
+
+bool MapReader::failed(std::string_view key) const {
+    return !is_map_ || !report_missing_ || failed_.find(key) != failed_.end();
 }
 
 void MapReader::error_here(const std::string& message) {
@@ -122,6 +127,7 @@ std::string MapReader::choice(std::string_view key, const std::vector<std::strin
     const YAML::Node n = lookup(key);
     if (!present(n)) {
         if (!fallback) {
+            failed_.emplace(key);
             error_here(fmt::format("missing required key \"{}\" ({}); expected one of: {}", key, meaning, join(allowed)));
             return allowed.empty() ? std::string() : allowed.front();
         }
@@ -129,6 +135,7 @@ std::string MapReader::choice(std::string_view key, const std::vector<std::strin
         return *fallback;
     }
     if (!n.IsScalar()) {
+        failed_.emplace(key);
         error_at(n, path_of(key), fmt::format("expected one of: {}; found {}", join(allowed), describe(n)));
         return fallback.value_or(allowed.empty() ? std::string() : allowed.front());
     }
@@ -141,6 +148,7 @@ std::string MapReader::choice(std::string_view key, const std::vector<std::strin
     }
     std::string message = fmt::format("expected one of: {}; found \"{}\"", join(allowed), v);
     if (auto near = closest_match(v, allowed); !near.empty()) message += fmt::format(" (did you mean \"{}\"?)", near);
+    failed_.emplace(key);
     error_at(n, path_of(key), message);
     return fallback.value_or(allowed.empty() ? std::string() : allowed.front());
 }

@@ -99,6 +99,7 @@ public:
         declare(key, meaning);
         const YAML::Node n = lookup(key);
         if (!present(n)) {
+            failed_.emplace(key);
             error_here(fmt::format("missing required key \"{}\" ({})", key, meaning));
             return T{};
         }
@@ -164,6 +165,10 @@ public:
 
     // Records an error about `key` of this mapping (for cross-field checks), at the key's location.
     void error(std::string_view key, const std::string& message);
+    // Whether `key` already has a problem recorded by this reader (a required key missing, a value of the
+    // wrong type or out of range, an error() about it), or this whole mapping is missing or not a mapping:
+    // its value is then a placeholder, and a later check of it would only repeat the problem.
+    bool failed(std::string_view key) const;
     // Records an error about this mapping as a whole.
     void error_here(const std::string& message);
     // Rejects keys that were never declared, suggesting the closest declared key.
@@ -211,7 +216,10 @@ private:
     template <typename T>
     std::optional<T> convert(const YAML::Node& n, std::string_view key, Check<T> check) {
         auto v = decode<T>(n, path_of(key), check);
-        if (v) resolved_[std::string(key)] = ValueCodec<T>::encode(*v);
+        if (v)
+            resolved_[std::string(key)] = ValueCodec<T>::encode(*v);
+        else
+            failed_.emplace(key);
         return v;
     }
 
@@ -220,6 +228,7 @@ private:
     std::string path_;
     YAML::Node resolved_;
     std::vector<std::string> declared_;
+    std::set<std::string, std::less<>> failed_;  // keys with a problem recorded (see failed())
     bool is_map_ = true;
     bool report_missing_ = true;  // false inside a required mapping that is absent (already reported)
     SourceLocation fallback_;     // where to point when this mapping has no location of its own

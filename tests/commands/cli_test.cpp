@@ -122,6 +122,49 @@ TEST_CASE("clustersim layer rejects a decode without --context and a TP that doe
     CHECK(contains(prefill_drafts.output, "--query-tokens is for decode"));
 }
 
+TEST_CASE("clustersim layer refuses a batch whose layer time is past the clock, and ep on a dense model") {
+    // 4096 x 16M tokens: the attention alone would take about 1e7 s, past the 9.2e6 s a Time holds.
+    const CommandResult huge = run_clustersim(
+        "layer --model llama3-70b --gpu h100-sxm --phase prefill --batch 4096 --seq 16777216");
+    INFO(huge.output);
+    CHECK(huge.exit_code == 2);
+    CHECK(contains(huge.output, "command line: --batch/--seq: --batch 4096 x --seq 16777216 of llama3-70b is too much "
+                                "work for one layer on one GPU: a time of "));
+    CHECK(contains(huge.output, "at most 2^63 ps = 9.223e+06 s"));
+    CHECK_FALSE(contains(huge.output, "compute time:"));
+    const CommandResult dense_ep =
+        run_clustersim("layer --model llama3-70b --gpu h100-sxm --phase decode --batch 8 --context 1024 --ep 8");
+    INFO(dense_ep.output);
+    CHECK(dense_ep.exit_code == 2);
+    CHECK(contains(dense_ep.output, "--tp/--ep: parallel layout for model \"llama3-70b\": ep 8 needs routed experts "
+                                    "to spread; the model is dense (use ep 1)"));
+}
+
+TEST_CASE("clustersim kernels refuses a row whose time is past the clock, naming its line and columns") {
+    ScratchDir scratch("kernels-too-large");
+    const fs::path out = scratch.path / "pred.csv";
+    const CommandResult r = run_clustersim(fmt::format("kernels --gpu h100-sxm --in '{}' --out '{}'",
+                                                   source_path("tests/kernels/fixtures/too_large.csv"), out.string()));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "too_large.csv:4:0: the gemm shape is too large to predict on h100-sxm"));
+    CHECK(contains(r.output, "too_large.csv:5:0: the attn_prefill shape is too large"));
+    CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("clustersim model on a config.json that breaks a model rule exits 2 naming the file and key") {
+    ScratchDir scratch("model-config-json");
+    const fs::path file = scratch.path / "config.json";
+    std::ofstream(file) << R"({"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
+ "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 32000,
+ "num_local_experts": 8, "num_experts_per_tok": 9})";
+    const CommandResult r = run_clustersim(fmt::format("model '{}'", file.string()));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.output, "config.json:3:26: num_experts_per_tok: num_experts_per_tok 9 exceeds the 8 routed "
+                             "experts (num_local_experts)"));
+}
+
 TEST_CASE("clustersim layer prices a decode step's speculative tokens over one read of each cache") {
     const CommandResult r = run_clustersim(
         "layer --model deepseek-v3 --gpu h800-sxm --phase decode --batch 64 --context 4096 --ep 8 --query-tokens 2");

@@ -73,6 +73,15 @@ TEST_CASE("the representative layer of an MoE model is its first MoE layer, of a
     CHECK(representative_layer(load_model_or_throw("llama3-8b")) == 0);
 }
 
+TEST_CASE("a layer whose time is past the clock throws instead of summing to a negative time") {
+    const ModelSpec m = load_model_or_throw("llama3-70b");
+    CHECK_THROWS_AS(predict_layer_cost(m, 0, prefill(4096, 16'777'216), h100_roofline()), TimeOutOfRange);
+    // The same layer at a size that fits: every operator and the total positive.
+    const LayerCost fits = predict_layer_cost(m, 0, prefill(16, 1'048'576), h100_roofline());
+    CHECK(fits.compute_time > Time::zero());
+    for (const auto& s : fits.provenance) CHECK(s.share >= 0.0);
+}
+
 TEST_CASE("a decode layer takes longer over a longer context") {
     const ModelSpec m = load_model_or_throw("deepseek-v3");
     const KernelCostModel gpu = h100_roofline();

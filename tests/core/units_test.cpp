@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <type_traits>
 
 using namespace clustersim;
@@ -30,6 +31,18 @@ TEST_CASE("time is integer picoseconds and sums exactly", "[units]") {
     CHECK((3_us * 0.5) == 1.5_us);
     CHECK((7_us / 2) == 3.5_us);
     CHECK((6_us / 3_us) == Approx(2.0));
+}
+
+TEST_CASE("a time past 2^63 picoseconds either way, or not a number, is refused instead of wrapping", "[units]") {
+    // 2^63 ps is 9.223e6 s, about 106.7 days.
+    CHECK(Time::from_seconds(9.2e6).ps() == 9'200'000'000'000'000'000);
+    CHECK(Time::from_seconds(-9.2e6).ps() == -9'200'000'000'000'000'000);
+    CHECK_THROWS_AS(Time::from_seconds(9.3e6), TimeOutOfRange);
+    CHECK_THROWS_AS(Time::from_seconds(-9.3e6), TimeOutOfRange);
+    CHECK_THROWS_AS(Time::from_seconds(std::nan("")), TimeOutOfRange);
+    CHECK_THROWS_WITH(Time::from_us(1.5e17), Catch::Contains("a time of 1.5e+11 s is outside the simulator's clock"));
+    CHECK_THROWS_AS(Bytes(1e18) / 1_GBps, TimeOutOfRange);  // 1e9 s
+    CHECK_THROWS_AS(parse_time("-3000h"), UnitError);
 }
 
 TEST_CASE("quantities of different kinds cannot be added", "[units]") {

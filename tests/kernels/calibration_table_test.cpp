@@ -73,6 +73,22 @@ TEST_CASE("a dtype its operator does not take is an error naming the dtypes it t
     CHECK(errors[1].message.find("expected bf16 or fp32") != std::string::npos);
 }
 
+TEST_CASE("an attention row whose kv_heads do not divide its heads is an error naming both columns", "[kernels]") {
+    const auto errors = errors_of([&] { read_kernel_shapes(test::kernel_fixtures() + "/bad/kv_heads.csv"); });
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0].where.line == 4);
+    CHECK(errors[0].message == "column kv_heads: 7 key/value heads must divide the 64 query heads (column heads)");
+    CHECK(errors[1].where.line == 5);
+    CHECK(errors[1].message == "column kv_heads: 64 key/value heads must divide the 32 query heads (column heads)");
+}
+
+TEST_CASE("read_kernel_shapes gives each shape's line in the file", "[kernels]") {
+    std::vector<int> lines;
+    const auto shapes = read_kernel_shapes(test::kernel_fixtures() + "/too_large.csv", &lines);
+    REQUIRE(shapes.size() == 3);
+    CHECK(lines == std::vector<int>{3, 4, 5});
+}
+
 TEST_CASE("a table without a provenance line is rejected", "[kernels]") {
     const auto errors = errors_of([&] { read_calibration_table(test::kernel_fixtures() + "/bad/short_row.csv"); });
     REQUIRE_FALSE(errors.empty());

@@ -281,6 +281,33 @@ TEST_CASE("a malformed query file writes nothing", "[kernels]") {
     CHECK_FALSE(std::filesystem::exists(out));
 }
 
+TEST_CASE("a query row too large for the clock is an error naming its line and columns, never a negative time",
+          "[kernels]") {
+    const auto out = std::filesystem::temp_directory_path() / "clustersim_kernels_query_too_large.csv";
+    std::filesystem::remove(out);
+    std::vector<Diagnostic> errors;
+    try {
+        run_kernels_query("synth", test::kernel_fixtures() + "/too_large.csv", out.string(), test::kernel_fixtures());
+    } catch (const InputError& e) {
+        errors = e.diagnostics();
+    }
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0].where.line == 4);
+    CHECK_THAT(errors[0].message, Catch::StartsWith("the gemm shape is too large to predict on synth: a time of "));
+    CHECK_THAT(errors[0].message, Catch::Contains("at most 2^63 ps = 9.223e+06 s"));
+    CHECK_THAT(errors[0].message, Catch::EndsWith("reduce its columns m, n, k"));
+    CHECK(errors[1].where.line == 5);
+    CHECK_THAT(errors[1].message, Catch::EndsWith("reduce its columns batch, heads, kv_heads, head_dim, seq"));
+    CHECK_FALSE(std::filesystem::exists(out));
+}
+
+TEST_CASE("a prediction past the clock throws instead of wrapping to a negative time", "[kernels]") {
+    const auto model = synth_model();
+    CHECK_THROWS_AS(model.predict(gemm(std::int64_t{1} << 62, 4096, 4096)), TimeOutOfRange);
+    // A large shape whose time fits (hours) still comes out positive.
+    CHECK(model.predict(gemm(std::int64_t{1} << 40, 4096, 4096)).time > Time::zero());
+}
+
 TEST_CASE("a copy is looked up whatever dtype the query gives it", "[kernels]") {
     const auto model = synth_model();
     KernelShape s = copy_of(100'000'000);

@@ -3,7 +3,9 @@
 #include "models/model_loader.hpp"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 
 using namespace clustersim;
@@ -94,7 +96,116 @@ TEST_CASE("inconsistent MoE numbers are errors on the moe key") {
     load_model_yaml_string("name: x\narchitecture: mixtral\nlayers: 1\nhidden_size: 8\nvocab_size: 8\n"
                            "attention: {heads: 2}\nmoe: {routed_experts: 4, top_k: 8, expert_intermediate_size: 8}\n",
                            "inline.yaml", d);
-    CHECK_THAT(all_messages(d), Catch::Contains("inline.yaml:7:6: moe: top_k 8 exceeds the 4 routed experts"));
+    INFO(all_messages(d));
+    CHECK(d.size() == 1);
+    CHECK_THAT(all_messages(d),
+               Catch::Contains("inline.yaml:7:33: moe.top_k: top_k 8 exceeds the 4 routed experts (routed_experts)"));
+}
+
+// ---- config.json files are held to the rules a model YAML is ----------------------------------------
+
+namespace {
+
+// A Llama 3 8B-like config.json (https://huggingface.co/meta-llama/Meta-Llama-3-8B/blob/main/config.json)
+// with one field set to `value`, one key per line.
+std::string llama_json(const std::string& key, nlohmann::json value) {
+    nlohmann::json j = {{"model_type", "llama"},        {"hidden_act", "silu"},       {"hidden_size", 4096},
+                        {"intermediate_size", 14336},   {"num_attention_heads", 32},  {"num_key_value_heads", 8},
+                        {"num_hidden_layers", 32},      {"vocab_size", 128256}};
+    j[key] = std::move(value);
+    return j.dump(1);
+}
+
+// The one problem found in `json` read as `name`, formatted.
+std::string only_message(const std::string& json, const std::string& name) {
+    Diagnostics d;
+    load_hf_config_string(json, name, d);
+    INFO(all_messages(d));
+    CHECK(d.size() == 1);
+    return all_messages(d);
+}
+
+}  // namespace
+
+TEST_CASE("a config.json Mixtral with more experts per token than experts is rejected like the YAML") {
+    const std::string json =
+        R"({"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+"num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 32000, "num_local_experts": 8,
+"num_experts_per_tok": 9})";
+    CHECK_THAT(only_message(json, "mx.json"),
+               Catch::Contains("mx.json:3:1: num_experts_per_tok: num_experts_per_tok 9 exceeds the 8 routed experts "
+                               "(num_local_experts)"));
+}
+
+TEST_CASE("a config.json with zero attention heads is rejected at num_attention_heads") {
+    CHECK_THAT(only_message(llama_json("num_attention_heads", 0), "zero.json"),
+               Catch::Contains("zero.json:6:2: num_attention_heads: expected a value of at least 1; found 0"));
+}
+
+TEST_CASE("a config.json whose KV heads do not divide the heads is rejected at num_key_value_heads") {
+    CHECK_THAT(only_message(llama_json("num_key_value_heads", 7), "kv7.json"),
+               Catch::Contains("kv7.json:8:2: num_key_value_heads: num_key_value_heads 7 must divide "
+                               "num_attention_heads 32"));
+    CHECK_THAT(only_message(llama_json("num_key_value_heads", 64), "kv64.json"),
+               Catch::Contains("num_key_value_heads: num_key_value_heads 64 must divide num_attention_heads 32"));
+}
+
+TEST_CASE("a config.json hidden size the heads do not divide is rejected unless head_dim is given") {
+    CHECK_THAT(only_message(llama_json("hidden_size", 4095), "h4095.json"),
+               Catch::Contains("h4095.json:6:2: num_attention_heads: num_attention_heads 32 must divide hidden_size "
+                               "4095: head_dim is not given, and hidden_size / num_attention_heads would be truncated "
+                               "to 127"));
+    // With head_dim stated, q_proj is heads x head_dim wide whatever hidden_size is (Qwen3's 64 x 128 over 4096).
+    Diagnostics d;
+    nlohmann::json j = nlohmann::json::parse(llama_json("hidden_size", 4095));
+    j["head_dim"] = 128;
+    const ModelSpec m = load_hf_config_string(j.dump(1), "h.json", d);
+    INFO(all_messages(d));
+    CHECK(d.empty());
+    CHECK(m.attention.head_dim == 128);
+}
+
+TEST_CASE("a config.json with head_dim 0 or no layers is rejected at that key") {
+    CHECK_THAT(only_message(llama_json("head_dim", 0), "hd0.json"),
+               Catch::Contains("hd0.json:2:2: head_dim: expected a value of at least 1; found 0"));
+    CHECK_THAT(only_message(llama_json("num_hidden_layers", 0), "l0.json"),
+               Catch::Contains("l0.json:7:2: num_hidden_layers: expected a value of at least 1; found 0"));
+}
+
+TEST_CASE("a config.json count past an int is rejected instead of wrapping") {
+    CHECK_THAT(only_message(llama_json("num_hidden_layers", std::int64_t{1} << 32), "big.json"),
+               Catch::Contains("num_hidden_layers: expected an integer from -2147483648 to 2147483647; found "
+                               "4294967296"));
+}
+
+TEST_CASE("a config.json key already reported missing is not reported again by the model rules") {
+    Diagnostics d;
+    load_model(kFixtures + "bad-missing-layers.config.json", d);
+    const std::string all = all_messages(d);
+    INFO(all);
+    CHECK(d.size() == 2);  // the missing num_hidden_layers and the mistyped vocab_size, once each
+    CHECK_THAT(all, !Catch::Contains("expected a value of at least"));
+}
+
+TEST_CASE("a model YAML hidden size the heads do not divide is rejected by the same rule") {
+    Diagnostics d;
+    load_model_yaml_string("name: x\narchitecture: llama\nlayers: 1\nhidden_size: 4095\nvocab_size: 8\n"
+                           "intermediate_size: 8\nattention: {heads: 32, kv_heads: 8}\n",
+                           "h.yaml", d);
+    INFO(all_messages(d));
+    CHECK(d.size() == 1);
+    CHECK_THAT(all_messages(d), Catch::Contains("attention.heads: heads 32 must divide hidden_size 4095: head_dim is "
+                                                "not given"));
+}
+
+TEST_CASE("a model YAML value out of range is reported once, by the reader") {
+    Diagnostics d;
+    load_model_yaml_string("name: x\narchitecture: llama\nlayers: 1\nhidden_size: 4096\nvocab_size: 8\n"
+                           "intermediate_size: 8\nattention: {heads: 0, kv_heads: 8}\n",
+                           "h0.yaml", d);
+    INFO(all_messages(d));
+    CHECK(d.size() == 1);
+    CHECK_THAT(all_messages(d), Catch::Contains("attention.heads: expected a value of at least 1; found 0"));
 }
 
 TEST_CASE("a config.json missing a required key names the file and the key, and a wrong type its line") {

@@ -256,6 +256,30 @@ TEST_CASE("a layout that does not divide the model is rejected with the reason")
     CHECK_THROWS_WITH(parameters_per_rank(m, l), Catch::Contains("ep 3 must divide the 8 routed experts"));
 }
 
+TEST_CASE("expert parallelism on a dense model is rejected") {
+    const ModelSpec m = load_model_or_throw("llama3-70b");
+    ParallelLayout l;
+    l.ep = 8;
+    CHECK_THROWS_WITH(validate_layout(m, l),
+                      Catch::Contains("ep 8 needs routed experts to spread; the model is dense (use ep 1)"));
+}
+
+TEST_CASE("attention TP must split the KV heads evenly or replicate each on a whole number of ranks") {
+    const ModelSpec m = load_model_or_throw("qwq-32b");  // 40 heads, 8 KV heads
+    ParallelLayout l;
+    l.tp = 5;  // divides the 40 heads; 5 ranks cannot share 8 KV heads
+    CHECK_THROWS_WITH(validate_layout(m, l),
+                      Catch::Contains("attention TP 5 must divide the 8 KV heads or be a multiple of them"));
+    l.tp = 4;  // two KV heads per rank
+    CHECK_NOTHROW(validate_layout(m, l));
+    l.tp = 8;
+    l.attn_dp = 1;
+    CHECK_NOTHROW(validate_layout(m, l));  // one each
+    const ModelSpec llama = load_model_or_throw("llama3-70b");  // 64 heads, 8 KV heads
+    l.tp = 16;  // each KV head on two ranks
+    CHECK_NOTHROW(validate_layout(llama, l));
+}
+
 TEST_CASE("redundant experts add whole expert copies per rank and must spread evenly over EP") {
     const ModelSpec m = load_model_or_throw("deepseek-v3");
     // DeepSeek's decode unit: EP144 with 32 redundant experts, 288 / 144 = 2 routed experts per GPU;
