@@ -21,9 +21,18 @@
 
 namespace clustersim {
 
+// A simulated time outside what Time can hold (2^63 ps, about 106 days either way). Raised where the
+// time is computed, so that a wrapped value is never reported; the CLI treats it as a user error
+// (the input asks for more simulated time than the simulator can count), and scenario kinds that
+// know which input keys set the times rethrow it as an InputError naming them.
+class TimeOverflow : public std::overflow_error {
+public:
+    using std::overflow_error::overflow_error;
+};
+
 // Simulated time in integer picoseconds. 2^63 ps is about 106 days of simulated time, far past any
 // training step or serving day; one byte at 800 Gb/s is 10 ps, so nothing we model is below the
-// resolution.
+// resolution. Arithmetic that would leave that range throws TimeOverflow instead of wrapping.
 class Time {
 public:
     constexpr Time() = default;
@@ -34,6 +43,9 @@ public:
     // Rounds to the nearest picosecond.
     static constexpr Time from_seconds(double s) {
         const double ps = s * 1e12;
+        // 2^63 as a double; NaN fails both comparisons.
+        constexpr double limit = 9223372036854775808.0;
+        if (!(ps < limit && ps > -limit)) throw_overflow(s);
         return Time(static_cast<std::int64_t>(ps < 0 ? ps - 0.5 : ps + 0.5));
     }
     static constexpr Time zero() { return Time(0); }
@@ -45,13 +57,26 @@ public:
     constexpr double ms() const { return static_cast<double>(ps_) * 1e-9; }
     constexpr double seconds() const { return static_cast<double>(ps_) * 1e-12; }
 
-    constexpr Time operator+(Time o) const { return Time(ps_ + o.ps_); }
-    constexpr Time operator-(Time o) const { return Time(ps_ - o.ps_); }
-    constexpr Time& operator+=(Time o) { ps_ += o.ps_; return *this; }
-    constexpr Time& operator-=(Time o) { ps_ -= o.ps_; return *this; }
+    constexpr Time operator+(Time o) const {
+        std::int64_t r = 0;
+        if (__builtin_add_overflow(ps_, o.ps_, &r)) throw_overflow(seconds() + o.seconds());
+        return Time(r);
+    }
+    constexpr Time operator-(Time o) const {
+        std::int64_t r = 0;
+        if (__builtin_sub_overflow(ps_, o.ps_, &r)) throw_overflow(seconds() - o.seconds());
+        return Time(r);
+    }
+    constexpr Time& operator+=(Time o) { return *this = *this + o; }
+    constexpr Time& operator-=(Time o) { return *this = *this - o; }
     // Integer scaling is exact; floating-point scaling rounds to the nearest picosecond.
     template <std::integral I>
-    constexpr Time operator*(I k) const { return Time(ps_ * static_cast<std::int64_t>(k)); }
+    constexpr Time operator*(I k) const {
+        std::int64_t r = 0;
+        if (__builtin_mul_overflow(ps_, static_cast<std::int64_t>(k), &r))
+            throw_overflow(seconds() * static_cast<double>(k));
+        return Time(r);
+    }
     template <std::floating_point F>
     constexpr Time operator*(F k) const { return from_seconds(seconds() * static_cast<double>(k)); }
     template <std::integral I>
@@ -61,6 +86,11 @@ public:
 
 private:
     constexpr explicit Time(std::int64_t ps) : ps_(ps) {}
+    [[noreturn]] static void throw_overflow(double seconds) {
+        throw TimeOverflow(fmt::format("a simulated time of {:.6g} s is outside the simulator's range of 2^63 ps "
+                                       "(about 106 days)",
+                                       seconds));
+    }
     std::int64_t ps_ = 0;
 };
 template <typename K>
