@@ -59,6 +59,7 @@ struct PartReport {
 struct PairReport {
     int part = -1;
     int layers = 0;
+    bool overlapped = true;  // false under overlap.ep_with_compute: false (the chunks ran one after the other)
     OverlapResult pair;
     Time forward_alone;
     Time backward_alone;
@@ -86,7 +87,11 @@ struct TrainingStep {
     double model_tflops_per_gpu = 0;
     double mfu = 0;
     double bubble_fraction = 0;
+    // Exposed communication on the critical path: of the rank whose step ends last (critical_rank), the
+    // time its compute stream waited for communication inside chunks plus its exposed gradient reduction
+    // and parameter all-gather, over the step time.
     double exposed_comm_fraction = 0;
+    int critical_rank = -1;
     double gpu_hours_per_trillion_tokens = 0;
 };
 
