@@ -209,6 +209,12 @@ ChunkProgram ChunkPricer::price(const std::vector<Operator>& ops, bool shared_sm
             continue;
         }
         const KernelPrediction p = predict_operator(op, cost_model_);
+        // A negative kernel time is an integer overflow in the operator's work count (sequence lengths
+        // near 2^31): report it as out of range rather than add it to the step.
+        if (p.time < Time::zero())
+            throw TimeOverflow(fmt::format("operator {} is priced at a negative time ({:.6g} s): its work count "
+                                           "overflows the 64-bit integers it is counted in",
+                                           op.name, p.time.seconds()));
         Time t = p.time;
         if (shared_sms && compute_bound(op, spec)) t = t * slowdown_;
         if (count_provenance) provenance_[p.provenance] += p.time;

@@ -106,7 +106,7 @@ public:
             counted, plan_.tokens_per_step(), cost_model.profile().spec.bf16_dense.value.value() / 1e12);
         s["bubble_fraction"] = step.bubble_fraction;
         s["exposed_comm_fraction"] = step.exposed_comm_fraction;
-        s["exposed_comm_rank"] = step.critical_rank;
+        s["exposed_comm_rank"] = step.exposed_comm_rank;
         s["gpu_hours_per_trillion_tokens"] = step.gpu_hours_per_trillion_tokens;
         s["pipeline_time_s"] = step.pipeline_time.seconds();
         s["p2p_send_ms"] = ms(step.p2p_transfer);

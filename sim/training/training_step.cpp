@@ -240,17 +240,17 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     double bubble = 0;
     for (const auto& rs : step.ranks) {
         bubble += (step.pipeline_time - rs.busy) / step.pipeline_time;
-        // The critical rank: the first whose step ends last. A mean over ranks would hide one rank's
-        // exposed gradient reduction that sets the step time (the other ranks wait for it).
-        if (rs.step_end == step.step_time && step.critical_rank < 0) step.critical_rank = rs.rank;
-    }
-    step.bubble_fraction = bubble / p.pp;
-    if (step.critical_rank >= 0) {
-        const RankStep& rs = step.ranks[static_cast<std::size_t>(step.critical_rank)];
-        step.exposed_comm_fraction =
+        // The most any rank exposes (the first such rank): a mean over ranks would hide one rank's exposed
+        // gradient reduction that sets the step time while the others wait for it.
+        const double exposed =
             (rs.exposed_comm + rs.param_gather_exposed + std::max(Time::zero(), rs.dp_reduce_end - rs.pipeline_end)) /
             step.step_time;
+        if (step.exposed_comm_rank < 0 || exposed > step.exposed_comm_fraction) {
+            step.exposed_comm_fraction = exposed;
+            step.exposed_comm_rank = rs.rank;
+        }
     }
+    step.bubble_fraction = bubble / p.pp;
     step.gpu_hours_per_trillion_tokens = 1e12 / step.tokens_per_s_per_gpu / 3600.0;
     step.provenance = chunks.provenance_time();
 

@@ -87,11 +87,12 @@ struct TrainingStep {
     double model_tflops_per_gpu = 0;
     double mfu = 0;
     double bubble_fraction = 0;
-    // Exposed communication on the critical path: of the rank whose step ends last (critical_rank), the
-    // time its compute stream waited for communication inside chunks plus its exposed gradient reduction
-    // and parameter all-gather, over the step time.
+    // Exposed communication, the most of any rank (exposed_comm_rank): the time a rank's compute stream
+    // waited for communication inside chunks plus its exposed gradient reduction and parameter
+    // all-gather, over the step time. The rank that exposes the most bounds what communication costs the
+    // step; a mean over ranks hid one rank's exposed tail that set the step time.
     double exposed_comm_fraction = 0;
-    int critical_rank = -1;
+    int exposed_comm_rank = -1;
     double gpu_hours_per_trillion_tokens = 0;
 };
 
