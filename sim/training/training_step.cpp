@@ -276,15 +276,20 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
         PairReport pr;
         pr.part = part;
         pr.layers = plan.layers_per_part[static_cast<std::size_t>(part)];
-        if (plan.overlap.ep_with_compute) {
+        // Only schedules with F&B pair instructions (DualPipe, DualPipeV) run them overlapped.
+        bool pairs = false;
+        for (const auto& instructions : schedule.rank_instructions)
+            for (const auto& instruction : instructions) pairs = pairs || instruction.items.size() > 1;
+        if (pairs && plan.overlap.ep_with_compute) {
             pr.pair = run_chains({&chunks.chunk(part, WorkKind::forward, true), &chunks.chunk(part, WorkKind::backward, true)});
         } else {
-            // What the step simulated for a pair without overlap: the forward, then the backward, on all SMs.
+            // What the step simulated for a pair without overlap (or would run, in a schedule without
+            // pairs): the forward, then the backward, on all SMs.
             const ChunkProgram both =
                 concatenate(chunks.chunk(part, WorkKind::forward, false), chunks.chunk(part, WorkKind::backward, false));
             pr.pair = run_chains({&both});
         }
-        pr.overlapped = plan.overlap.ep_with_compute;
+        pr.overlapped = pairs && plan.overlap.ep_with_compute;
         pr.forward_alone = run_chains({&chunks.chunk(part, WorkKind::forward, false)}).span;
         pr.backward_alone = run_chains({&chunks.chunk(part, WorkKind::backward, false)}).span;
         const std::int64_t t = plan.tokens_per_micro_batch() / (p.sequence_parallel ? p.tp : 1);

@@ -238,6 +238,13 @@ communication_sms: 20
     CHECK(serial.pair->pair.expert_communication > Time::zero());
     CHECK(serial.pair->pair.span == serial.pair->forward_alone + serial.pair->backward_alone);
     CHECK(serial.step_time > overlapped.step_time);
+    // 1F1B runs no pairs: its pair is reported as its chunks one after the other.
+    std::string one_f_one_b = plan;
+    one_f_one_b.replace(one_f_one_b.find("dualpipe"), 8, "1f1b");
+    const TrainingStep one = simulate("pair-1f1b", one_f_one_b);
+    REQUIRE(one.pair);
+    CHECK_FALSE(one.pair->overlapped);
+    CHECK(one.pair->pair.hidden_expert_communication == Time::zero());
 }
 
 TEST_CASE("the does-not-fit status lists the memory reserve", "[training][memory]") {
