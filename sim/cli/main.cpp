@@ -3,6 +3,7 @@
 // Exit status: 0 success, 2 a user error (bad arguments or input files; every problem listed),
 // 1 an internal error (a bug: please report it with the scenario).
 #include "command.hpp"
+#include "sim/core/units.hpp"
 #include "sim/input/diagnostics.hpp"
 #include "sim/scenario/scenario.hpp"
 
@@ -63,6 +64,11 @@ int main(int argc, char** argv) {
         return kExitUserError;
     } catch (const UnreachableTarget& e) {
         std::fputs(fmt::format("error: {}\n", e.what()).c_str(), stderr);
+        return kExitUserError;
+    } catch (const TimeOverflow& e) {
+        // The input asks for more simulated time than Time counts (scenario kinds that know which keys
+        // set the times report those; this is the fallback).
+        std::fputs(fmt::format("error: {}; make the simulated work smaller\n", e.what()).c_str(), stderr);
         return kExitUserError;
     } catch (const std::exception& e) {
         std::fputs(fmt::format("internal error: {}\n", e.what()).c_str(), stderr);

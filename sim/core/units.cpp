@@ -166,9 +166,9 @@ FlopRate parse_flop_rate(std::string_view text) {
                                 unit, text));
 }
 
-TimeOutOfRange::TimeOutOfRange(double seconds)
+TimeOverflow::TimeOverflow(double seconds)
     : std::overflow_error(fmt::format("a time of {:.3g} s is outside the simulator's clock (integer picoseconds, "
-                                      "at most 2^63 ps = {:.4g} s, about 106.7 days)",
+                                      "at most 2^63 ps = {:.4g} s, about 106 days)",
                                       seconds, 9223372036854775808.0 * 1e-12)),
       seconds_(seconds) {}
 

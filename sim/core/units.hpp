@@ -21,20 +21,25 @@
 
 namespace clustersim {
 
-// A time that has no integer picosecond count (at least 2^63 ps, about 106.7 days, either way; or not
-// a number): converting it would wrap around to a negative or meaningless time, so it is refused.
-class TimeOutOfRange : public std::overflow_error {
+// A simulated time outside what Time can hold (2^63 ps, about 106 days, either way; or not a number).
+// Raised where the time is computed, so that a wrapped value is never reported; the CLI treats it as a
+// user error (the input asks for more simulated time than the simulator can count), and the scenario
+// kinds and commands that know which inputs set the times rethrow it naming them.
+class TimeOverflow : public std::overflow_error {
 public:
-    explicit TimeOutOfRange(double seconds);
+    explicit TimeOverflow(double seconds);
+    TimeOverflow(const std::string& message, double seconds) : std::overflow_error(message), seconds_(seconds) {}
+    explicit TimeOverflow(const std::string& message) : std::overflow_error(message) {}
     double seconds() const { return seconds_; }
 
 private:
-    double seconds_;
+    double seconds_ = 0;
 };
+using TimeOutOfRange = TimeOverflow;  // the name converting code uses
 
 // Simulated time in integer picoseconds. 2^63 ps is about 106 days of simulated time, far past any
 // training step or serving day; one byte at 800 Gb/s is 10 ps, so nothing we model is below the
-// resolution.
+// resolution. Arithmetic that would leave that range throws TimeOverflow instead of wrapping.
 class Time {
 public:
     constexpr Time() = default;
@@ -42,12 +47,13 @@ public:
     static constexpr Time from_ns(double ns) { return from_seconds(ns * 1e-9); }
     static constexpr Time from_us(double us) { return from_seconds(us * 1e-6); }
     static constexpr Time from_ms(double ms) { return from_seconds(ms * 1e-3); }
-    // Rounds to the nearest picosecond. Throws TimeOutOfRange for a time of 2^63 ps or more either way
+    // Rounds to the nearest picosecond. Throws TimeOverflow for a time of 2^63 ps or more either way
     // (a double below 2^63 is at most 2^63 - 1024, so its rounding fits) and for NaN.
     static constexpr Time from_seconds(double s) {
         const double ps = s * 1e12;
-        constexpr double kLimit = 9223372036854775808.0;  // 2^63
-        if (!(ps > -kLimit && ps < kLimit)) throw TimeOutOfRange(s);
+        // 2^63 as a double; NaN fails both comparisons.
+        constexpr double limit = 9223372036854775808.0;
+        if (!(ps < limit && ps > -limit)) throw_overflow(s);
         return Time(static_cast<std::int64_t>(ps < 0 ? ps - 0.5 : ps + 0.5));
     }
     static constexpr Time zero() { return Time(0); }
@@ -59,13 +65,26 @@ public:
     constexpr double ms() const { return static_cast<double>(ps_) * 1e-9; }
     constexpr double seconds() const { return static_cast<double>(ps_) * 1e-12; }
 
-    constexpr Time operator+(Time o) const { return Time(ps_ + o.ps_); }
-    constexpr Time operator-(Time o) const { return Time(ps_ - o.ps_); }
-    constexpr Time& operator+=(Time o) { ps_ += o.ps_; return *this; }
-    constexpr Time& operator-=(Time o) { ps_ -= o.ps_; return *this; }
+    constexpr Time operator+(Time o) const {
+        std::int64_t r = 0;
+        if (__builtin_add_overflow(ps_, o.ps_, &r)) throw_overflow(seconds() + o.seconds());
+        return Time(r);
+    }
+    constexpr Time operator-(Time o) const {
+        std::int64_t r = 0;
+        if (__builtin_sub_overflow(ps_, o.ps_, &r)) throw_overflow(seconds() - o.seconds());
+        return Time(r);
+    }
+    constexpr Time& operator+=(Time o) { return *this = *this + o; }
+    constexpr Time& operator-=(Time o) { return *this = *this - o; }
     // Integer scaling is exact; floating-point scaling rounds to the nearest picosecond.
     template <std::integral I>
-    constexpr Time operator*(I k) const { return Time(ps_ * static_cast<std::int64_t>(k)); }
+    constexpr Time operator*(I k) const {
+        std::int64_t r = 0;
+        if (__builtin_mul_overflow(ps_, static_cast<std::int64_t>(k), &r))
+            throw_overflow(seconds() * static_cast<double>(k));
+        return Time(r);
+    }
     template <std::floating_point F>
     constexpr Time operator*(F k) const { return from_seconds(seconds() * static_cast<double>(k)); }
     template <std::integral I>
@@ -75,6 +94,7 @@ public:
 
 private:
     constexpr explicit Time(std::int64_t ps) : ps_(ps) {}
+    [[noreturn]] static void throw_overflow(double seconds) { throw TimeOverflow(seconds); }
     std::int64_t ps_ = 0;
 };
 template <typename K>

@@ -97,6 +97,13 @@ SourceLocation MapReader::location() const {
     return here.line == 0 && fallback_.line != 0 ? fallback_ : here;
 }
 
+SourceLocation MapReader::key_location(std::string_view key) const {
+    const YAML::Node n = lookup(key);
+    if (!present(n)) return location();
+    SourceLocation where = location_of(doc_->file(), n);
+    return where.line == 0 ? location() : where;
+}
+
 void MapReader::declare(std::string_view key, std::string_view) { declared_.emplace_back(key); }
 
 void MapReader::error_at(const YAML::Node& n, const std::string& key_path, const std::string& message) {

@@ -177,6 +177,9 @@ public:
     const std::string& path() const { return path_; }
     const std::shared_ptr<YamlDocument>& document() const { return doc_; }
     SourceLocation location() const;
+    // Where `key` of this mapping is written (this mapping's location when it is absent): for problems
+    // found after loading, such as a simulated time out of range, that still belong to a key.
+    SourceLocation key_location(std::string_view key) const;
     YAML::Node resolved() const { return resolved_; }
     YAML::Node node() const { return node_; }
 

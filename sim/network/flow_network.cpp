@@ -150,7 +150,10 @@ void FlowNetwork::recompute() {
         const double rate = flow_rates_[id];
         const double seconds = rate > 0 ? f.remaining / rate : 1e300;
         const double ps = std::ceil(seconds * 1e12);
-        f.finish_ps = ps >= 9e18 ? Time::max().ps() : now.ps() + static_cast<std::int64_t>(ps);
+        // Past the end of Time's range: parked at Time::max() (a flow with no rate never ends);
+        // schedule_next_finish raises TimeOverflow if such a flow is the next to end.
+        f.finish_ps = ps >= static_cast<double>(Time::max().ps() - now.ps()) ? Time::max().ps()
+                                                                            : now.ps() + static_cast<std::int64_t>(ps);
         f.scheduled_version = f.version;
         finish_heap_update(id);
     }
@@ -345,8 +348,17 @@ void FlowNetwork::schedule_next_finish() {
         finish_event_ = {};
         return;
     }
-    const std::int64_t next = std::max(flows_[finish_heap_.front()].finish_ps, sim_.now().ps());
-    if (next == Time::max().ps()) return;
+    const FlowId first = finish_heap_.front();
+    const std::int64_t next = std::max(flows_[first].finish_ps, sim_.now().ps());
+    if (next == Time::max().ps()) {
+        // Every flow left would end after 2^63 ps at its current rate: report it rather than stall.
+        if (flow_rates_[first] > 0)
+            throw TimeOverflow(fmt::format("a flow with {} left at {} would end after the simulator's range of "
+                                           "2^63 ps (about 106 days) of simulated time",
+                                           to_string(Bytes(flows_[first].remaining)),
+                                           to_string(Bandwidth(flow_rates_[first]))));
+        return;
+    }
     if (sim_.is_pending(finish_event_) && finish_event_ps_ == next) return;
     sim_.cancel(finish_event_);
     finish_event_ps_ = next;

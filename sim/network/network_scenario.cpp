@@ -30,7 +30,35 @@ struct NetworkScenario {
     ExpertParallelSpec expert;
     int utilization_bins = 100;
     Time rate_update_interval;
+    // The key that sets how much data moves (size, or expert_parallel.tokens_per_gpu) and where it is
+    // written: a run whose time leaves Time's range (2^63 ps) is reported there.
+    std::string volume_key;
+    SourceLocation volume_at;
 };
+
+// Hosts of `gpus` in first-seen order, with how many of the GPUs each holds.
+std::vector<std::pair<int, int>> gpus_per_used_host(const std::vector<int>& gpus, const Topology& topology) {
+    std::vector<std::pair<int, int>> hosts;
+    for (int g : gpus) {
+        const int h = topology.host_of(g);
+        auto it = std::find_if(hosts.begin(), hosts.end(), [h](const auto& e) { return e.first == h; });
+        if (it == hosts.end()) hosts.emplace_back(h, 1);
+        else ++it->second;
+    }
+    return hosts;
+}
+
+bool same_count_on_every_host(const std::vector<std::pair<int, int>>& hosts) {
+    return std::all_of(hosts.begin(), hosts.end(), [&](const auto& e) { return e.second == hosts.front().second; });
+}
+
+std::string host_counts(const std::vector<std::pair<int, int>>& hosts) {
+    std::string out;
+    for (std::size_t i = 0; i < hosts.size() && i < 8; ++i)
+        out += fmt::format("{}{} on host {}", i ? ", " : "", hosts[i].second, hosts[i].first);
+    if (hosts.size() > 8) out += ", ...";
+    return out;
+}
 
 const std::vector<std::string>& operation_names() {
     static const std::vector<std::string> names = [] {
@@ -59,6 +87,7 @@ std::vector<int> read_gpus(MapReader& root, const Topology* topology) {
     const YAML::Node value = node["gpus"];
     if (value.IsDefined() && value.IsSequence()) {
         gpus = root.list<int>("gpus", "the GPUs taking part, by global index");
+        if (value.size() == 0) root.error("gpus", "expected at least one GPU; found an empty list");
     } else {
         const int count = root.optional<int>("gpus", available, "how many GPUs take part (the first N), or a list",
                                              at_least(1));
@@ -120,6 +149,16 @@ std::unique_ptr<ScenarioRunner> load_network_scenario(MapReader& root, const Sce
             root.error("algorithm", "the tree algorithm is implemented for all_reduce only; expected ring or hierarchical");
         if (s.collective.op == CollectiveOp::point_to_point && s.gpus.size() != 2)
             root.error("gpus", fmt::format("point_to_point needs exactly two GPUs [from, to]; found {}", s.gpus.size()));
+        if (topology && diagnostics.empty() && s.collective.algorithm == CollectiveAlgorithm::hierarchical) {
+            const auto hosts = gpus_per_used_host(s.gpus, *topology);
+            if (!same_count_on_every_host(hosts))
+                root.error("gpus", fmt::format("the hierarchical algorithm needs the same number of GPUs on every host; "
+                                               "found {} (expected a multiple of the topology's {} GPUs per host, or "
+                                               "algorithm ring)",
+                                               host_counts(hosts), topology->gpus_per_host()));
+        }
+        s.volume_key = "size";
+        s.volume_at = root.key_location("size");
     } else {
         MapReader ep = root.child("expert_parallel", "the expert-parallel layer being dispatched to");
         auto& e = s.expert;
@@ -142,6 +181,27 @@ std::unique_ptr<ScenarioRunner> load_network_scenario(MapReader& root, const Sce
             ep.error("experts", fmt::format("{} experts cannot be spread evenly over {} GPUs", e.experts, s.gpus.size()));
         }
         if (e.top_k > e.experts) ep.error("top_k", fmt::format("top_k {} exceeds the {} experts", e.top_k, e.experts));
+        if (topology && diagnostics.empty()) {
+            // As sim/network/expert_dispatch.cpp lays the ranks out: the same number on every host (DeepEP
+            // pairs each GPU with the same local rank on the other hosts), and a token's node_limit hosts
+            // must hold its top_k experts.
+            const auto hosts = gpus_per_used_host(s.gpus, *topology);
+            if (!same_count_on_every_host(hosts)) {
+                root.error("gpus", fmt::format("expert parallelism needs the same number of EP ranks on every host; "
+                                               "found {}",
+                                               host_counts(hosts)));
+            } else {
+                const int n_hosts = static_cast<int>(hosts.size());
+                const int reachable_hosts = std::min(e.node_limit, n_hosts);
+                const int reachable = reachable_hosts * (e.experts / n_hosts);
+                if (e.top_k > reachable)
+                    ep.error("top_k", fmt::format("top_k {} exceeds the {} experts a token can reach on node_limit {} of "
+                                                  "the {} hosts ({} experts per host)",
+                                                  e.top_k, reachable, e.node_limit, n_hosts, e.experts / n_hosts));
+            }
+        }
+        s.volume_key = "expert_parallel.tokens_per_gpu";
+        s.volume_at = ep.key_location("tokens_per_gpu");
         ep.finish();
     }
     return std::make_unique<NetworkRunner>(std::move(s));
@@ -178,8 +238,13 @@ nlohmann::ordered_json NetworkRunner::run(const RunOptions& options, RunOutput& 
     }
 
     DagExecution execution(network, dag);
-    execution.start();
-    sim.run();
+    try {
+        execution.start();
+        sim.run();
+    } catch (const TimeOverflow& e) {
+        throw InputError({Diagnostic{s_.volume_at, s_.volume_key,
+                                     fmt::format("the transfers cannot be simulated: {}; expected less data", e.what())}});
+    }
     if (!execution.finished()) throw std::logic_error("the network simulation ended with transfers still pending");
     const Time elapsed = execution.finished_at() - execution.started_at();
 

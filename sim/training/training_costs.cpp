@@ -3,6 +3,7 @@
 
 #include "sim/core/simulator.hpp"
 #include "sim/execution/layer_cost.hpp"
+#include "sim/training/training_memory.hpp"
 
 #include <fmt/format.h>
 
@@ -208,6 +209,12 @@ ChunkProgram ChunkPricer::price(const std::vector<Operator>& ops, bool shared_sm
             continue;
         }
         const KernelPrediction p = predict_operator(op, cost_model_);
+        // A negative kernel time is an integer overflow in the operator's work count (sequence lengths
+        // near 2^31): report it as out of range rather than add it to the step.
+        if (p.time < Time::zero())
+            throw TimeOverflow(fmt::format("operator {} is priced at a negative time ({:.6g} s): its work count "
+                                           "overflows the 64-bit integers it is counted in",
+                                           op.name, p.time.seconds()));
         Time t = p.time;
         if (shared_sms && compute_bound(op, spec)) t = t * slowdown_;
         if (count_provenance) provenance_[p.provenance] += p.time;
@@ -224,6 +231,37 @@ ChunkProgram ChunkPricer::price(const std::vector<Operator>& ops, bool shared_sm
     return program;
 }
 
+ChunkPricer::ParameterGather ChunkPricer::zero3_gather(int part) {
+    // ZeRO-3 keeps only each data-parallel rank's shard of the parameters and all-gathers a layer's
+    // parameters before its forward and again before its backward (Rajbhandari et al. 2020, "ZeRO: Memory
+    // Optimizations Toward Training Trillion Parameter Models", section 7.2.2: with the gradients'
+    // reduce-scatter, 3 x the parameters move per step, 1.5 x data parallelism's all-reduce; here per
+    // micro-batch, as DeepSpeed regathers for every forward and backward). Dense parameters over the
+    // data-parallel group, routed experts over the expert-data-parallel group; the part's parameters in
+    // one all-gather per layer of equal size (the embedding and the head spread over the layers).
+    const int layers = std::max(1, plan_.layers_per_part[static_cast<std::size_t>(part)]);
+    const double expert = part_expert_parameters(plan_, part);
+    const double dense = part_parameters(plan_, part) - expert;
+    const double bytes = plan_.optimizer.param_bytes / layers;
+    const Time per_layer = comm_.data_parallel(CollectiveOp::all_gather, Bytes(dense * bytes), false) +
+                           comm_.data_parallel(CollectiveOp::all_gather, Bytes(expert * bytes), true);
+    return {per_layer, per_layer * layers};
+}
+
+ChunkProgram ChunkPricer::with_parameter_gather(int part, const ChunkProgram& program) {
+    if (plan_.parallel.zero_stage < 3) return program;
+    const ParameterGather g = zero3_gather(part);
+    if (g.total <= Time::zero()) return program;
+    // The first layer's gather is exposed; each next layer's is prefetched under the compute before it
+    // (DeepSpeed's stage-3 prefetch), so only what the chunk's compute cannot cover is exposed after it.
+    ChunkProgram out;
+    out.steps.push_back({true, g.first_layer, CommKind::none, "zero3.param_all_gather"});
+    out.steps.insert(out.steps.end(), program.steps.begin(), program.steps.end());
+    const Time rest = g.total - g.first_layer - program.compute_time();
+    if (rest > Time::zero()) out.steps.push_back({true, rest, CommKind::none, "zero3.param_all_gather.rest"});
+    return out;
+}
+
 ChunkProgram ChunkPricer::build(int part, WorkKind kind, bool shared_sms) {
     OperatorGraphOptions o;
     o.precision = plan_.precision;
@@ -236,7 +274,7 @@ ChunkProgram ChunkPricer::build(int part, WorkKind kind, bool shared_sms) {
     };
     const bool count = !shared_sms;
     switch (kind) {
-        case WorkKind::forward: return price(ops(Phase::train_forward), shared_sms, count);
+        case WorkKind::forward: return with_parameter_gather(part, price(ops(Phase::train_forward), shared_sms, count));
         case WorkKind::backward_weight: return price(ops(Phase::train_backward_weight), shared_sms, count);
         case WorkKind::backward_input:
         case WorkKind::backward: {
@@ -253,7 +291,8 @@ ChunkProgram ChunkPricer::build(int part, WorkKind kind, bool shared_sms) {
                     if (recomputed_selectively(op)) again.push_back(std::move(op));
                 if (!again.empty()) program = concatenate(price(again, shared_sms, false), program);
             }
-            return program;
+            // The weight-gradient chunk (W) needs no weights; B and the full backward do.
+            return with_parameter_gather(part, program);
         }
     }
     throw std::logic_error("unknown work kind");

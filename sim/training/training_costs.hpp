@@ -65,8 +65,17 @@ public:
     // The factor compute-bound kernels slow down by on the SMs communication leaves (1 without).
     double shared_sm_slowdown() const { return slowdown_; }
 
+    // ZeRO-3's parameter all-gather of one layer of `part` and of all its layers, over the DP groups.
+    struct ParameterGather {
+        Time first_layer;
+        Time total;
+    };
+    ParameterGather zero3_gather(int part);
+
 private:
     ChunkProgram build(int part, WorkKind kind, bool shared_sms);
+    // `program` with ZeRO-3's parameter gathers in front (unchanged below ZeRO-3).
+    ChunkProgram with_parameter_gather(int part, const ChunkProgram& program);
     ChunkProgram price(const std::vector<Operator>& ops, bool shared_sms, bool count_provenance);
     Time communication(const Operator& op);
 

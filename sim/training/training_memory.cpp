@@ -112,6 +112,15 @@ MemoryReport training_memory(const TrainingPlan& plan, const std::vector<std::ve
         // Elements of a tensor kind a rank keeps when that kind is sharded from `stage` on.
         auto kept = [&](int stage) { return zero >= stage ? dense / dp + mem.expert_parameters / edp : mem.parameters; };
         mem.weights = Bytes(kept(3) * o.param_bytes);
+        if (zero >= 3) {
+            // ZeRO-3's gathered-layer buffer: the layer computing and the next one being prefetched, whole
+            // (as the time model gathers them: ChunkPricer::zero3_gather), of the rank's largest part.
+            double layer = 0;
+            for (int part : parts_of_rank[r])
+                layer = std::max(layer, part_parameters(plan, part) /
+                                            std::max(1, plan.layers_per_part[static_cast<std::size_t>(part)]));
+            mem.weights += Bytes(2 * layer * o.param_bytes);
+        }
         mem.gradients = Bytes(kept(2) * o.grad_bytes);
         mem.optimizer_states = Bytes(kept(1) * (o.master_bytes + 2 * o.state_bytes));
         mem.peak_micro_batches = peak_activations.at(r);

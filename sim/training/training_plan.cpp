@@ -8,7 +8,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 namespace clustersim {
@@ -101,7 +104,13 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     plan.seq = batch.required<std::int64_t>("sequence_length", "tokens per sequence", at_least<std::int64_t>(1));
     plan.micro_batch_size = batch.optional<std::int64_t>("micro_batch_size", 1, "sequences per micro-batch", at_least<std::int64_t>(1));
     plan.global_batch = batch.required<std::int64_t>("global_batch", "sequences per optimizer step", at_least<std::int64_t>(1));
+    plan.sequence_length_at = batch.key_location("sequence_length");
     batch.finish();
+    // Token counts per GPU are ints in the network and operator models (2^31 - 1 tokens).
+    if (plan.seq > 0 && plan.micro_batch_size > std::numeric_limits<int>::max() / plan.seq)
+        batch.error("micro_batch_size", fmt::format("micro_batch_size {} x sequence_length {} is more than the {} tokens "
+                                                    "a micro-batch can hold",
+                                                    plan.micro_batch_size, plan.seq, std::numeric_limits<int>::max()));
 
     plan.precision = root.choice("precision", {"bf16", "fp8"}, std::string("bf16"),
                                  "GEMM precision (fp8 adds quantization kernels and FP8 dispatch)") == "fp8"
@@ -167,6 +176,20 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
         ov.error("dp_grad_bucket", fmt::format("buckets of {} parameters are reduced during the backward, which "
                                                "needs overlap.dp_grad_reduce: true (or set dp_grad_bucket: 0)",
                                                plan.overlap.dp_grad_bucket));
+    if (plan.overlap.dp_grad_bucket > 0 && plan.model.layers > 0) {
+        // Each bucket is a collective and an entry of the fill timeline; a bucket of 1 parameter makes
+        // billions of them (the run would not end). Megatron-Core's default bucket is max(40,000,000,
+        // 1,000,000 x dp) parameters (distributed_data_parallel.py), far above the 1 in a million of a
+        // model that kMaxGradBuckets allows.
+        const double parameters = parameter_counts(plan.model).total_with_mtp;
+        const double buckets = parameters / static_cast<double>(plan.overlap.dp_grad_bucket);
+        if (buckets > static_cast<double>(kMaxGradBuckets))
+            ov.error("dp_grad_bucket",
+                     fmt::format("{} parameters per bucket split the model's {:.3g} parameters into about {:.3g} "
+                                 "buckets; at most {} are simulated, so expected at least {:.0f} parameters per bucket",
+                                 plan.overlap.dp_grad_bucket, parameters, buckets, kMaxGradBuckets,
+                                 std::ceil(parameters / static_cast<double>(kMaxGradBuckets))));
+    }
     if (plan.gpus % (p.pp * p.tp) != 0) {
         root.error("gpus", fmt::format("{} GPUs cannot be split into pp {} x tp {} groups", plan.gpus, p.pp, p.tp));
         return plan;
@@ -174,14 +197,44 @@ TrainingPlan read_training_plan(MapReader& root, const ScenarioContext& context)
     p.dp = plan.gpus / (p.pp * p.tp);
     if (topology_ok && plan.gpus > plan.topology->gpu_count())
         root.error("gpus", fmt::format("{} GPUs exceed the topology's {}", plan.gpus, plan.topology->gpu_count()));
-    if (topology_ok && p.tp > plan.topology->gpus_per_host())
-        par.error("tp", fmt::format("tp {} spans more than one host ({} GPUs per host)", p.tp, plan.topology->gpus_per_host()));
-    if ((p.dp * p.tp) % p.ep != 0)
+    // TP collectives are priced as rings inside one NVLink domain (a host; an NVL72 rack), and the stages'
+    // blocks of dp x tp GPUs are laid out in order, so every TP group stays inside a domain exactly when
+    // tp divides the domain's GPUs.
+    const int domain = topology_ok ? plan.topology->gpus_per_host() : 0;
+    if (domain > 0 && domain % p.tp != 0)
+        par.error("tp", fmt::format("tp {} does not divide the {} GPUs of an NVLink domain (a host of topology {}), so "
+                                    "some TP groups would span two domains; expected a divisor of {}",
+                                    p.tp, domain, plan.topology->name(), domain));
+    if ((p.dp * p.tp) % p.ep != 0) {
         par.error("ep", fmt::format("ep {} does not divide the {} ranks of a stage (dp {} x tp {})", p.ep, p.dp * p.tp, p.dp, p.tp));
+    } else if (domain > 0 && p.ep > 1 && domain % p.ep != 0 && p.ep % domain != 0) {
+        // DeepEP's internode kernels pair each GPU with the same local rank on every other host.
+        par.error("ep", fmt::format("ep {} puts a different number of EP ranks on the hosts of its group ({} GPUs per "
+                                    "host of topology {}); expected a divisor or a multiple of {}",
+                                    p.ep, domain, plan.topology->name(), domain));
+    }
     if (plan.model.layers > 0) {
         if (p.ep > 1 && plan.model.moe.routed_experts == 0) par.error("ep", "the model has no routed experts");
         if (p.ep > 1 && plan.model.moe.routed_experts % p.ep != 0)
             par.error("ep", fmt::format("{} routed experts cannot be spread evenly over ep {}", plan.model.moe.routed_experts, p.ep));
+        if (plan.model.attention.heads > 0 && plan.model.attention.heads % p.tp != 0)
+            par.error("tp", fmt::format("tp {} does not divide the model's {} attention heads (attention is split by "
+                                        "heads over the TP group)",
+                                        p.tp, plan.model.attention.heads));
+        // The token's hosts under the node limit must hold its top_k experts (DeepSeek-V3's node-limited
+        // routing, section 2.1.2), as sim/network/expert_dispatch.cpp routes them.
+        if (domain > 0 && p.ep > 1 && plan.model.moe.routed_experts % p.ep == 0 && diagnostics.empty()) {
+            const int hosts = std::max(1, p.ep / domain);
+            const int limit = plan.node_limit > 0 ? plan.node_limit
+                              : plan.model.moe.n_group > 1 ? plan.model.moe.topk_group
+                                                           : hosts;
+            const int reachable = std::min(limit, hosts) * (plan.model.moe.routed_experts / hosts);
+            if (plan.model.moe.top_k > reachable)
+                root.error("node_limit",
+                           fmt::format("a token may reach {} of ep {}'s {} hosts, which hold {} experts: fewer than the "
+                                       "model's top_k {}",
+                                       std::min(limit, hosts), p.ep, hosts, reachable, plan.model.moe.top_k));
+        }
     }
     if (plan.flops_convention == FlopsConvention::megatron && plan.model.attention.kind == AttentionKind::mla)
         root.error("flops_convention",

@@ -9,6 +9,7 @@
 
 #include "models/model_spec.hpp"
 #include "models/operator_graph.hpp"
+#include "sim/input/diagnostics.hpp"
 #include "sim/core/units.hpp"
 #include "sim/pipeline/pipeline_schedule.hpp"
 #include "topologies/topology.hpp"
@@ -51,6 +52,9 @@ struct TrainingOptimizer {
     double param_bytes = 2;   // the BF16 copy the forward reads
 };
 
+// The most gradient buckets (overlap.dp_grad_bucket) a plan may split the model's parameters into.
+inline constexpr std::int64_t kMaxGradBuckets = 1'000'000;
+
 struct TrainingOverlap {
     bool ep_with_compute = true;  // DualPipe's F&B pairs hide EP all-to-all under the other chunk's compute
     bool dp_grad_reduce = true;   // gradient reduce-scatter starts as a stage's last backward ends
@@ -89,6 +93,9 @@ struct TrainingPlan {
     Bytes memory_reserve;       // HBM kept free for the framework, workspaces and fragmentation
     bool simulate_if_over_memory = false;  // memory_check: report — simulate a plan over capacity, flagged
     FlopsConvention flops_convention = FlopsConvention::causal;  // how model FLOPs are counted for the MFU
+    // Where batch.sequence_length is written: a step whose simulated time leaves Time's range (2^63 ps)
+    // is reported there, as the key that sets how much work a step holds.
+    SourceLocation sequence_length_at;
 
     std::int64_t tokens_per_micro_batch() const { return micro_batch_size * seq; }
     std::int64_t tokens_per_step() const { return global_batch * seq; }

@@ -39,7 +39,16 @@ public:
 
     nlohmann::ordered_json run(const RunOptions& options, RunOutput& out) override {
         const KernelCostModel cost_model(load_gpu_profile(default_kernels_dir(), plan_.gpu));
-        const TrainingStep step = simulate_training_step(plan_, cost_model, options.seed);
+        TrainingStep step;
+        try {
+            step = simulate_training_step(plan_, cost_model, options.seed);
+        } catch (const TimeOverflow& e) {
+            // The step's work sets its times; the sequence length is what makes it that large.
+            throw InputError({Diagnostic{plan_.sequence_length_at, "batch.sequence_length",
+                                         fmt::format("the step cannot be simulated: {}; expected a shorter sequence "
+                                                     "or a smaller batch",
+                                                     e.what())}});
+        }
         const auto& p = plan_.parallel;
 
         nlohmann::ordered_json s;
@@ -63,9 +72,10 @@ public:
         const RankMemory& m = step.memory.ranks[static_cast<std::size_t>(step.memory.peak_rank())];
         const std::string over = fmt::format(
             "rank {} needs {:.1f} GiB of the GPU's {:.1f} GiB (weights {:.1f}, gradients {:.1f}, optimizer states "
-            "{:.1f}, activations {:.1f} = {} micro-batches x {:.2f})",
+            "{:.1f}, activations {:.1f} = {} micro-batches x {:.2f}{})",
             m.rank, gib(m.total()), gib(step.memory.capacity), gib(m.weights), gib(m.gradients),
-            gib(m.optimizer_states), gib(m.activations), m.peak_micro_batches, gib(m.activations_per_micro_batch));
+            gib(m.optimizer_states), gib(m.activations), m.peak_micro_batches, gib(m.activations_per_micro_batch),
+            m.reserve > Bytes(0) ? fmt::format(", memory_reserve {:.1f}", gib(m.reserve)) : std::string());
         if (step.step_time == Time::zero()) {
             s["status"] = fmt::format("does not fit: {}; not simulated", over);
             out.write_json("summary.json", s);
@@ -96,6 +106,7 @@ public:
             counted, plan_.tokens_per_step(), cost_model.profile().spec.bf16_dense.value.value() / 1e12);
         s["bubble_fraction"] = step.bubble_fraction;
         s["exposed_comm_fraction"] = step.exposed_comm_fraction;
+        s["exposed_comm_rank"] = step.exposed_comm_rank;
         s["gpu_hours_per_trillion_tokens"] = step.gpu_hours_per_trillion_tokens;
         s["pipeline_time_s"] = step.pipeline_time.seconds();
         s["p2p_send_ms"] = ms(step.p2p_transfer);
@@ -107,6 +118,7 @@ public:
                                       : 0.0;
             s["overlapped_pair"] = {{"part", pr.part},
                                     {"layers", pr.layers},
+                                    {"overlapped", pr.overlapped},
                                     {"span_ms", ms(pr.pair.span)},
                                     {"forward_alone_ms", ms(pr.forward_alone)},
                                     {"backward_alone_ms", ms(pr.backward_alone)},
@@ -209,7 +221,13 @@ std::unique_ptr<ScenarioRunner> load_training_scenario(MapReader& root, const Sc
     auto& diagnostics = root.document()->diagnostics();
     if (diagnostics.empty()) {
         try {
-            (void)load_gpu_spec(default_kernels_dir() + "/gpus/" + plan.gpu + ".yaml");
+            const GpuSpec spec = load_gpu_spec(default_kernels_dir() + "/gpus/" + plan.gpu + ".yaml");
+            // Compute runs on the SMs communication leaves (sm_count / (sm_count - communication_sms)).
+            if (spec.sm_count && plan.communication_sms >= spec.sm_count->value)
+                root.error("communication_sms",
+                           fmt::format("communication_sms {} must be below the GPU's {} SMs ({}): compute needs SMs "
+                                       "to run on while communication kernels hold theirs",
+                                       plan.communication_sms, spec.sm_count->value, plan.gpu));
         } catch (const InputError& e) {
             root.error("gpu", fmt::format("no GPU spec \"{}\" in {}/gpus ({})", plan.gpu, default_kernels_dir(),
                                           e.diagnostics().empty() ? "" : e.diagnostics().front().message));

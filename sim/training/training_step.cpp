@@ -213,7 +213,9 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
         }
         const double shard = p.zero_stage >= 1 ? dense / p.dp + mem.expert_parameters / p.expert_dp() : mem.parameters;
         rs.optimizer = optimizer_time(plan, spec, shard);
-        if (p.zero_stage >= 1) {
+        // ZeRO-3 gathers the parameters inside every forward and backward chunk (ChunkPricer), not once
+        // after the optimizer.
+        if (p.zero_stage >= 1 && p.zero_stage < 3) {
             rs.param_gather = comm.data_parallel(CollectiveOp::all_gather, Bytes(dense * plan.optimizer.param_bytes), false) +
                               comm.data_parallel(CollectiveOp::all_gather,
                                                  Bytes(mem.expert_parameters * plan.optimizer.param_bytes), true);
@@ -235,14 +237,20 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
     step.model_flops_per_step = per_token * tokens;
     step.model_tflops_per_gpu = step.model_flops_per_step.value() / seconds / plan.gpus / 1e12;
     step.mfu = step.model_tflops_per_gpu * 1e12 / spec.bf16_dense.value.value();
-    double bubble = 0, exposed = 0;
+    double bubble = 0;
     for (const auto& rs : step.ranks) {
         bubble += (step.pipeline_time - rs.busy) / step.pipeline_time;
-        exposed += (rs.exposed_comm + rs.param_gather_exposed + std::max(Time::zero(), rs.dp_reduce_end - rs.pipeline_end)) /
-                   step.step_time;
+        // The most any rank exposes (the first such rank): a mean over ranks would hide one rank's exposed
+        // gradient reduction that sets the step time while the others wait for it.
+        const double exposed =
+            (rs.exposed_comm + rs.param_gather_exposed + std::max(Time::zero(), rs.dp_reduce_end - rs.pipeline_end)) /
+            step.step_time;
+        if (step.exposed_comm_rank < 0 || exposed > step.exposed_comm_fraction) {
+            step.exposed_comm_fraction = exposed;
+            step.exposed_comm_rank = rs.rank;
+        }
     }
     step.bubble_fraction = bubble / p.pp;
-    step.exposed_comm_fraction = exposed / p.pp;
     step.gpu_hours_per_trillion_tokens = 1e12 / step.tokens_per_s_per_gpu / 3600.0;
     step.provenance = chunks.provenance_time();
 
@@ -268,7 +276,20 @@ TrainingStep simulate_training_step(const TrainingPlan& plan, const KernelCostMo
         PairReport pr;
         pr.part = part;
         pr.layers = plan.layers_per_part[static_cast<std::size_t>(part)];
-        pr.pair = run_chains({&chunks.chunk(part, WorkKind::forward, true), &chunks.chunk(part, WorkKind::backward, true)});
+        // Only schedules with F&B pair instructions (DualPipe, DualPipeV) run them overlapped.
+        bool pairs = false;
+        for (const auto& instructions : schedule.rank_instructions)
+            for (const auto& instruction : instructions) pairs = pairs || instruction.items.size() > 1;
+        if (pairs && plan.overlap.ep_with_compute) {
+            pr.pair = run_chains({&chunks.chunk(part, WorkKind::forward, true), &chunks.chunk(part, WorkKind::backward, true)});
+        } else {
+            // What the step simulated for a pair without overlap (or would run, in a schedule without
+            // pairs): the forward, then the backward, on all SMs.
+            const ChunkProgram both =
+                concatenate(chunks.chunk(part, WorkKind::forward, false), chunks.chunk(part, WorkKind::backward, false));
+            pr.pair = run_chains({&both});
+        }
+        pr.overlapped = pairs && plan.overlap.ep_with_compute;
         pr.forward_alone = run_chains({&chunks.chunk(part, WorkKind::forward, false)}).span;
         pr.backward_alone = run_chains({&chunks.chunk(part, WorkKind::backward, false)}).span;
         const std::int64_t t = plan.tokens_per_micro_batch() / (p.sequence_parallel ? p.tp : 1);

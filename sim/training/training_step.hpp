@@ -59,6 +59,7 @@ struct PartReport {
 struct PairReport {
     int part = -1;
     int layers = 0;
+    bool overlapped = true;  // false under overlap.ep_with_compute: false (the chunks ran one after the other)
     OverlapResult pair;
     Time forward_alone;
     Time backward_alone;
@@ -86,7 +87,12 @@ struct TrainingStep {
     double model_tflops_per_gpu = 0;
     double mfu = 0;
     double bubble_fraction = 0;
+    // Exposed communication, the most of any rank (exposed_comm_rank): the time a rank's compute stream
+    // waited for communication inside chunks plus its exposed gradient reduction and parameter
+    // all-gather, over the step time. The rank that exposes the most bounds what communication costs the
+    // step; a mean over ranks hid one rank's exposed tail that set the step time.
     double exposed_comm_fraction = 0;
+    int exposed_comm_rank = -1;
     double gpu_hours_per_trillion_tokens = 0;
 };
 

@@ -45,6 +45,21 @@ TEST_CASE("a time past 2^63 picoseconds either way, or not a number, is refused 
     CHECK_THROWS_AS(parse_time("-3000h"), UnitError);
 }
 
+TEST_CASE("a time past 2^63 ps throws instead of wrapping", "[units]") {
+    // 2^63 ps is 9,223,372 s (about 106 days).
+    CHECK(Time::from_seconds(9.2e6).seconds() == Approx(9.2e6));
+    CHECK_THROWS_AS(Time::from_seconds(9.3e6), TimeOverflow);
+    CHECK_THROWS_AS(Time::from_seconds(-9.3e6), TimeOverflow);
+    CHECK_THROWS_AS(Time::from_seconds(std::nan("")), TimeOverflow);
+    CHECK_THROWS_WITH(Bytes(1e20) / 1_GBps, Catch::Contains("1e+11 s") && Catch::Contains("about 106 days"));
+    CHECK_THROWS_AS(Time::max() + 1_ps, TimeOverflow);
+    CHECK_THROWS_AS(Time::zero() - Time::max() - 2_ps, TimeOverflow);
+    CHECK_THROWS_AS(Time::from_seconds(5e6) * 2, TimeOverflow);
+    Time t = Time::from_seconds(5e6);
+    CHECK_THROWS_AS(t += Time::from_seconds(5e6), TimeOverflow);
+    CHECK((Time::max() - 1_ps) + 1_ps == Time::max());
+}
+
 TEST_CASE("quantities of different kinds cannot be added", "[units]") {
     STATIC_REQUIRE(std::is_invocable_v<std::plus<>, Bytes, Bytes>);
     STATIC_REQUIRE_FALSE(std::is_invocable_v<std::plus<>, Bytes, Bandwidth>);

@@ -358,6 +358,24 @@ search:
     CHECK_THAT(read_text(result.report_md), Contains("No plan fits in memory"));
 }
 
+TEST_CASE("a TP degree the loader rejects for its NVLink domain is an invalid row with the reason",
+          "[planning][training_plan][errors]") {
+    // tp 3 on hosts of 8 GPUs: TP groups would span two hosts. The search's own filter only drops a tp
+    // wider than a host; the loader's rule is what marks the row (it used to run and fail).
+    SweepScratch dir("tplan-tp3");
+    const fs::path file = plan_file(dir, "tp3", R"(search:
+  tp: [3]
+  pp: [1]
+)");
+    const TrainingPlanResult result = search_quietly(file, dir.path / "out");
+    REQUIRE(result.sweep.rows.size() == 1);
+    const auto& row = result.sweep.rows.front();
+    CHECK(row.status == PlanStatus::invalid);
+    CHECK_THAT(row.reason, Contains("parallel.tp") && Contains("tp 3 does not divide the 8 GPUs of an NVLink domain"));
+    CHECK(result.sweep.failed == 0);
+    CHECK(result.ranked.empty());
+}
+
 TEST_CASE("errors in a plan file name the file, line, column and key", "[planning][training_plan][errors]") {
     SweepScratch dir("tplan-errors");
     const fs::path typo = plan_file(dir, "typo", "search:\n  ppp: [2, 4]\n  schedule: [1f1b, dualpipev, zbp1]\n");
