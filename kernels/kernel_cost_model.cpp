@@ -148,6 +148,45 @@ Time roofline_time(const KernelShape& shape, const GpuSpec& spec, bool with_effi
     return Time::from_seconds(std::max(t_mem, t_compute));
 }
 
+namespace {
+
+// Rows no kernel can have: a matmul faster than the GPU's datasheet peak FLOP rate (memory-bound rows are
+// not checked against HBM bandwidth: a small operand may be served from L2), and one shape timed twice
+// in a table with different times (which would make the answer depend on the row order).
+void check_table_rows(const CalibrationTable& t, const GpuSpec& spec, std::vector<Diagnostic>& problems) {
+    auto report = [&](const CalibrationRow& r, std::string message) {
+        Diagnostic d;
+        d.where.file = t.file;
+        d.where.line = r.line;
+        d.key_path = "time_us_p50";
+        d.message = std::move(message);
+        problems.push_back(std::move(d));
+    };
+    for (std::size_t i = 0; i < t.rows.size(); ++i) {
+        const CalibrationRow& r = t.rows[i];
+        const OperatorWork w = operator_work(r.shape);
+        if (w.uses_tensor_cores) {
+            const double floor_us = w.flops.value() / spec.peak_flop_rate(r.shape.dtype).value() * 1e6;
+            if (r.time_us_p50 < floor_us * (1.0 - 1e-9))
+                report(r, fmt::format("{:.6g} us is faster than {}'s datasheet peak allows for this {} shape "
+                                                "({:.6g} TFLOP at {} takes at least {:.6g} us): check the row",
+                                                r.time_us_p50, spec.name, r.shape.op, w.flops.value() * 1e-12,
+                                                to_string(spec.peak_flop_rate(r.shape.dtype)), floor_us));
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            const CalibrationRow& earlier = t.rows[j];
+            if (!normalized(earlier.shape).same_shape(normalized(r.shape)) || earlier.time_us_p50 == r.time_us_p50)
+                continue;
+            report(r, fmt::format("the same shape as line {} with another time ({:.6g} us against {:.6g} "
+                                            "us): keep one row per shape (a table's median over its repetitions)",
+                                            earlier.line, r.time_us_p50, earlier.time_us_p50));
+            break;
+        }
+    }
+}
+
+}  // namespace
+
 GpuProfile load_gpu_profile(GpuSpec spec, const std::string& calibration_dir) {
     GpuProfile profile;
     profile.spec = std::move(spec);
@@ -162,7 +201,9 @@ GpuProfile load_gpu_profile(GpuSpec spec, const std::string& calibration_dir) {
             profile.tables.push_back(read_calibration_table(f.string()));
         } catch (const InputError& e) {
             problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
+            continue;
         }
+        check_table_rows(profile.tables.back(), profile.spec, problems);
     }
     if (!problems.empty()) throw InputError(problems);
     return profile;

@@ -365,4 +365,24 @@ TEST_CASE("an unknown GPU name is an error that suggests the closest", "[kernels
     }
 }
 
+TEST_CASE("a table row faster than the GPU's peak, or a shape timed twice with two times, is an error at its line",
+          "[kernels]") {
+    const GpuSpec spec = load_gpu_spec(test::kernel_fixtures() + "/gpus/synth.yaml");
+    std::vector<Diagnostic> errors;
+    try {
+        (void)load_gpu_profile(spec, test::kernel_fixtures() + "/impossible");
+        FAIL("the impossible rows were accepted");
+    } catch (const InputError& e) {
+        errors = e.diagnostics();
+    }
+    // Line 6 repeats line 5's shape at another time; line 7's 137 GFLOP cannot take under 137 us at the
+    // synthetic GPU's 1,000 TFLOP/s. Line 9 repeats line 8 at the same time, which is harmless.
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0].where.line == 6);
+    CHECK(errors[0].key_path == "time_us_p50");
+    CHECK(errors[0].message.find("the same shape as line 5") != std::string::npos);
+    CHECK(errors[1].where.line == 7);
+    CHECK(errors[1].message.find("faster than synth's datasheet peak") != std::string::npos);
+}
+
 }  // namespace clustersim
