@@ -269,4 +269,24 @@ std::string to_yaml(const YAML::Node& node) {
     return std::string(out.c_str()) + "\n";
 }
 
+void anchor_scenario_paths(YAML::Node tree, const std::filesystem::path& dir) {
+    if (tree.IsSequence()) {
+        for (auto item : tree) anchor_scenario_paths(item, dir);
+        return;
+    }
+    if (!tree.IsMap()) return;
+    for (auto item : tree) {
+        const std::string key = item.first.as<std::string>();
+        YAML::Node value = item.second;
+        if ((key == "file" || key == "model" || key == "topology") && value.IsScalar()) {
+            const std::filesystem::path p(value.Scalar());
+            std::error_code ec;
+            if (p.is_relative() && std::filesystem::is_regular_file(dir / p, ec))
+                value = std::filesystem::absolute(dir / p).lexically_normal().string();
+        } else {
+            anchor_scenario_paths(value, dir);
+        }
+    }
+}
+
 }  // namespace clustersim

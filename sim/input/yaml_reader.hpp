@@ -18,6 +18,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include <functional>
@@ -310,5 +312,10 @@ template <> struct ValueCodec<FlopRate> : QuantityCodec<FlopRate, parse_flop_rat
 
 // Writes a resolved document as YAML text.
 std::string to_yaml(const YAML::Node& node);
+
+// Makes the files a scenario names by relative path (keys `model`, `file` and a scalar `topology`, at
+// any depth) absolute where such a file exists beside `dir`, so that the scenario loads the same files
+// from any folder (a run's resolved.yaml, a plan's base). Bundled names (no such file) stay as written.
+void anchor_scenario_paths(YAML::Node tree, const std::filesystem::path& dir);
 
 }  // namespace clustersim

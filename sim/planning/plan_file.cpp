@@ -46,24 +46,4 @@ PlanFileHeader read_plan_file_header(MapReader& root, const fs::path& file, std:
     return h;
 }
 
-void anchor_scenario_paths(YAML::Node tree, const fs::path& dir) {
-    if (tree.IsSequence()) {
-        for (auto item : tree) anchor_scenario_paths(item, dir);
-        return;
-    }
-    if (!tree.IsMap()) return;
-    for (auto item : tree) {
-        const std::string key = item.first.as<std::string>();
-        YAML::Node value = item.second;
-        if ((key == "file" || key == "model" || key == "topology") && value.IsScalar()) {
-            const fs::path p(value.Scalar());
-            std::error_code ec;
-            if (p.is_relative() && fs::is_regular_file(dir / p, ec))
-                value = fs::absolute(dir / p).lexically_normal().string();
-        } else {
-            anchor_scenario_paths(value, dir);
-        }
-    }
-}
-
 }  // namespace clustersim

@@ -34,9 +34,6 @@ struct PlanFileHeader {
 PlanFileHeader read_plan_file_header(MapReader& root, const std::filesystem::path& file, std::string_view what,
                                      std::string_view base_meaning);
 
-// Makes the files a scenario names by relative path (keys `model`, `file` and a scalar `topology`, at
-// any depth) absolute where such a file exists beside `dir`, so that the scenario loads the same files
-// from any folder. Bundled names (no such file) stay as written.
-void anchor_scenario_paths(YAML::Node tree, const std::filesystem::path& dir);
+// anchor_scenario_paths (sim/input/yaml_reader.hpp) makes a base scenario's relative file paths absolute.
 
 }  // namespace clustersim

@@ -68,6 +68,8 @@ LoadedScenario load_document(const std::shared_ptr<YamlDocument>& doc, Diagnosti
     scenario.runner = kind.loader(root, ScenarioContext{path.parent_path()});
     root.finish();
     diagnostics.throw_if_any();
+    // resolved.yaml names its files absolutely, so it runs again from any folder (a run's output folder).
+    anchor_scenario_paths(doc->resolved(), path.parent_path());
     scenario.resolved_yaml = to_yaml(doc->resolved());
     return scenario;
 }

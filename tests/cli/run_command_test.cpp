@@ -154,3 +154,19 @@ TEST_CASE("an output folder that cannot be created exits 2 naming --out and the 
                                                                       "create the output folder"));
     CHECK_THAT(r.output, !Catch::Contains("internal error"));
 }
+
+TEST_CASE("a run's resolved.yaml names its files absolutely and runs again from its output folder", "[cli]") {
+    // The fixture names its topology by a path relative to its own folder; resolved.yaml lives elsewhere.
+    ScratchDir scratch("resolved-again");
+    const fs::path first = scratch.path / "first";
+    REQUIRE(run_clustersim(fmt::format("run '{}' --out '{}'", fixture("small_allreduce.yaml"), first.string()))
+                .exit_code == 0);
+    const std::string resolved = read_file(first / "resolved.yaml");
+    CHECK_THAT(resolved, Catch::Contains(source_path("topologies/h800-2node.yaml")));
+    const fs::path again = scratch.path / "again";
+    const CommandResult r =
+        run_clustersim(fmt::format("run '{}' --out '{}'", (first / "resolved.yaml").string(), again.string()));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(read_file(again / "summary.json") == read_file(first / "summary.json"));
+}
