@@ -476,11 +476,23 @@ PoolPlan read_pool(MapReader& d, std::string_view key, InstanceRole role, const 
             "cuda_graph_batch_sizes", "decode batch sizes captured as CUDA graphs (decode-only batches are padded up)",
             false);
         const auto& g = p.spec.instance.cuda_graph_batch_sizes;
-        for (std::size_t i = 0; i < g.size(); ++i)
+        // A rank decodes at most max_batch / attn_dp requests at once; vLLM captures no graph above
+        // max_num_seqs, and a larger size here would pad every smaller batch up to it.
+        const std::int64_t per_rank =
+            (p.spec.instance.max_batch + p.spec.instance.attention_dp - 1) / p.spec.instance.attention_dp;
+        for (std::size_t i = 0; i < g.size(); ++i) {
             if (g[i] < 1 || (i > 0 && g[i] <= g[i - 1])) {
                 r.error("cuda_graph_batch_sizes", "expected positive sizes in increasing order");
                 break;
             }
+            if (g[i] > per_rank) {
+                r.error("cuda_graph_batch_sizes",
+                        fmt::format("{} is above the {} requests a rank decodes at once (max_batch {} / attn_dp {}), "
+                                    "so every smaller batch would be padded up to it; list sizes up to {}",
+                                    g[i], per_rank, p.spec.instance.max_batch, p.spec.instance.attention_dp, per_rank));
+                break;
+            }
+        }
     }
     p.overlap = r.optional<bool>("overlap_communication", false,
                                  "two-micro-batch overlap: communication hidden behind compute");

@@ -797,3 +797,14 @@ TEST_CASE("vocab_tp 1 keeps a whole embedding and LM head per GPU: the KV cache 
     TempFile f("vocab-bad.yaml", prefill_unit_scenario(", vocab_tp: 5"));
     CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":10:") && Contains("vocab_tp 5 must divide tp 32"));
 }
+
+TEST_CASE("a CUDA-graph batch size above what a rank decodes at once is an error naming the limit") {
+    std::string text = kFixedScenario;
+    text.replace(text.find("    max_batch: 32\n"), 18, "    max_batch: 32\n    cuda_graph_batch_sizes: [8, 16, 64]\n");
+    TempFile f("graphs.yaml", text);
+    CHECK_THAT(errors_of(f.path()), Contains(f.path() + ":") && Contains("cuda_graph_batch_sizes") &&
+                                        Contains("64 is above the 32 requests a rank decodes at once"));
+    text.replace(text.find("[8, 16, 64]"), 11, "[8, 16, 32]");
+    TempFile ok("graphs-ok.yaml", text);
+    CHECK(errors_of(ok.path()).empty());
+}
