@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <chrono>
 
 namespace clustersim {
@@ -59,7 +60,17 @@ Command add_run_command(CLI::App& app) {
     CLI::App* run = app.add_subcommand("run", "Run one scenario and write its results");
     run->add_option("scenario", args->scenario, "Scenario file (YAML)")->required();
     run->add_option("--out", args->out, "Output folder (default: results/runs/<scenario name>)");
-    run->add_option("--seed", args->seed, "Random seed (overrides the scenario's seed)");
+    run->add_option("--seed", args->seed, "Random seed (overrides the scenario's seed)")
+        ->check(CLI::Validator(
+            [](std::string& text) {
+                // CLI11 would wrap "-1" and clamp a number past 2^64 - 1 into a valid seed without a word.
+                std::uint64_t value = 0;
+                const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+                if (ec != std::errc() || end != text.data() + text.size())
+                    return std::string("expected a whole number from 0 to 18446744073709551615, found ") + text;
+                return std::string();
+            },
+            "SEED"));
     run->add_flag("--trace", args->trace, "Also write trace.json (open it in ui.perfetto.dev)");
     return {run, [args] { return run_scenario(*args); }};
 }

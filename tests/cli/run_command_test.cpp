@@ -70,6 +70,12 @@ TEST_CASE("bad command lines exit with status 2 and --version with 0", "[cli]") 
     CHECK(run_clustersim("run").exit_code == 2);
     CHECK(run_clustersim("frobnicate").exit_code == 2);
     CHECK(run_clustersim("run x.yaml --seed minus-one").exit_code == 2);
+    // Seeds CLI11 would wrap or clamp into range are refused, naming the range.
+    for (const char* seed : {"-1", "99999999999999999999999"}) {
+        const CommandResult r = run_clustersim(fmt::format("run x.yaml --seed {}", seed));
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.output, Catch::Contains("--seed: expected a whole number from 0 to 18446744073709551615"));
+    }
     const CommandResult version = run_clustersim("--version");
     CHECK(version.exit_code == 0);
     CHECK_THAT(version.output, Catch::StartsWith("clustersim "));
