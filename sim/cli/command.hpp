@@ -4,9 +4,12 @@
 #include <CLI/CLI.hpp>
 
 #include "sim/input/diagnostics.hpp"
+#include "sim/scenario/run_output.hpp"
 
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace clustersim {
@@ -27,6 +30,20 @@ inline InputError option_error(const std::string& path, const std::string& optio
     d.key_path = option;
     d.message = message;
     return InputError(std::vector<Diagnostic>(1, d));
+}
+
+// A result folder for `option` (run's and validate's --out): RunOutput's own refusals (a file, the working
+// folder, a folder of other files) pass through; a folder that cannot be created is a user error naming
+// the option and path.
+inline RunOutput open_run_output(const std::filesystem::path& dir, const char* option) {
+    try {
+        return RunOutput(dir);
+    } catch (const InputError&) {
+        throw;
+    } catch (const std::runtime_error& e) {
+        throw option_error(dir.string(), option,
+                           std::string(e.what()) + "; give a folder that can be created and written");
+    }
 }
 
 Command add_run_command(CLI::App& app);

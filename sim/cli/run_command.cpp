@@ -18,24 +18,12 @@ struct RunArgs {
     bool trace = false;
 };
 
-// The run's output folder; one that cannot be created is a user error naming the option and path.
-RunOutput open_output(const std::filesystem::path& dir, const char* option) {
-    try {
-        return RunOutput(dir);
-    } catch (const InputError&) {
-        throw;  // a folder RunOutput refuses to replace: its message names --out already
-    } catch (const std::runtime_error& e) {
-        throw option_error(dir.string(), option,
-                           fmt::format("{}; give a folder that can be created and written", e.what()));
-    }
-}
-
 int run_scenario(const RunArgs& args) {
     const auto started = std::chrono::steady_clock::now();
     LoadedScenario scenario = load_scenario(args.scenario, args.seed);
     const std::filesystem::path out_dir =
         args.out.empty() ? std::filesystem::path("results/runs") / scenario.name : std::filesystem::path(args.out);
-    RunOutput out = open_output(out_dir, "--out");
+    RunOutput out = open_run_output(out_dir, "--out");
     out.write_text("resolved.yaml", scenario.resolved_yaml);
     RunOptions options;
     options.seed = scenario.seed;

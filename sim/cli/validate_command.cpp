@@ -61,7 +61,7 @@ int validate(const ValidateArgs& args) {
     };
 
     // The whole folder is staged and replaces the old report only once everything is written.
-    RunOutput out(out_dir);
+    RunOutput out = open_run_output(out_dir, "--out");
     const std::filesystem::path scratch = out.file("scenario-runs");
     const ValidationResult result = run_validation(options, scratch);
     std::filesystem::remove_all(scratch);

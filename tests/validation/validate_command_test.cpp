@@ -87,6 +87,9 @@ TEST_CASE("bad validate command lines exit with status 2 and write nothing", "[v
         run_clustersim(fmt::format("validate --published /no/such.csv --out '{}'", out.string()));
     CHECK(missing.exit_code == 2);
     CHECK_THAT(missing.output, Catch::Contains("/no/such.csv"));
+    const CommandResult unwritable = run_clustersim("validate --only X1a --out /proc/clustersim-no-such-folder");
+    CHECK(unwritable.exit_code == 2);
+    CHECK_THAT(unwritable.output, Catch::Contains("/proc/clustersim-no-such-folder: --out: cannot create"));
     CHECK_FALSE(fs::exists(out));
     CHECK_FALSE(fs::exists(out.string() + ".partial"));
 }
