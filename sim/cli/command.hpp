@@ -46,6 +46,17 @@ inline RunOutput open_run_output(const std::filesystem::path& dir, const char* o
     }
 }
 
+// A folder that sweep and plan write into, made before any work so that a bad --out fails at once (not
+// after minutes of simulation); one that cannot be created is a user error naming the option and path.
+inline void create_output_folder(const std::filesystem::path& dir, const char* option) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec || !std::filesystem::is_directory(dir))
+        throw option_error(dir.string(), option,
+                           std::string("cannot create the output folder") + (ec ? ": " + ec.message() : "") +
+                               "; give a folder that can be created and written");
+}
+
 Command add_run_command(CLI::App& app);
 Command add_model_command(CLI::App& app);
 Command add_kernels_command(CLI::App& app);

@@ -44,6 +44,7 @@ std::string plan_kind(const std::string& file) {
 int plan(const PlanArgs& args) {
     PlanOptions options;
     options.out_dir = args.out;
+    if (!args.out.empty()) create_output_folder(args.out, "--out");
     options.jobs = args.jobs;
     options.fresh = args.fresh;
     options.progress = progress_style(args.progress);

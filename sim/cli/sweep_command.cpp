@@ -41,6 +41,7 @@ int sweep(const SweepArgs& args) {
         spec = read_sweep_spec(args.sweep);
         options.out_dir =
             args.out.empty() ? std::filesystem::path("results/sweeps") / spec.name : std::filesystem::path(args.out);
+        if (rank == 0) create_output_folder(options.out_dir, "--out");
         options.jobs = args.jobs;
         options.fresh = args.fresh;
         options.keep_runs = args.keep_runs;

@@ -248,3 +248,18 @@ TEST_CASE("clustersim kernels with an --out it cannot write exits 2 naming the o
     CHECK(contains(r.output, "/proc/clustersim-no-such-file.csv: --out: cannot create or write this file"));
     CHECK_FALSE(contains(r.output, "internal error"));
 }
+
+TEST_CASE("sweep and plan with an --out they cannot create exit 2 at once, naming the option and path") {
+    const CommandResult sweep = run_clustersim(
+        fmt::format("sweep '{}' --jobs 1 --out /proc/clustersim-no-such-folder",
+                    source_path("scenarios/sweeps/megatron-gpt-1700m-small.yaml")));
+    INFO(sweep.output);
+    CHECK(sweep.exit_code == 2);
+    CHECK(contains(sweep.output, "/proc/clustersim-no-such-folder: --out: cannot create the output folder"));
+    const CommandResult plan = run_clustersim(fmt::format("plan '{}' --out /proc/clustersim-no-such-folder",
+                                                          source_path("scenarios/plans/llama3-70b-h100-small.yaml")));
+    INFO(plan.output);
+    CHECK(plan.exit_code == 2);
+    CHECK(contains(plan.output, "/proc/clustersim-no-such-folder: --out: cannot create the output folder"));
+    CHECK_FALSE(contains(plan.output, "pool candidates"));  // refused before the search
+}
