@@ -503,7 +503,7 @@ void run_kernels_query(const std::string& gpu_name, const std::string& in_csv, c
         try {
             const KernelPrediction p = model.predict(s);
             text += fmt::format("{},{:.6g},{}\n", shape_to_csv(s), p.time.us(), to_string(p.provenance));
-        } catch (const TimeOutOfRange& e) {
+        } catch (const TimeOverflow& e) {
             // The work is the product of the shape's fields, so a large enough row has a time no clock holds.
             std::vector<std::string> fields;
             for (int f = 0; f < KernelShape::kNumericFields; ++f)

@@ -64,7 +64,7 @@ class KernelCostModel {
 public:
     explicit KernelCostModel(GpuProfile profile);
 
-    // Throws std::invalid_argument when the shape lacks a field its op needs, TimeOutOfRange when its
+    // Throws std::invalid_argument when the shape lacks a field its op needs, TimeOverflow when its
     // time does not fit the simulator's clock (2^63 ps, about 106.7 days).
     KernelPrediction predict(const KernelShape& query) const;
     // As predict, ignoring table rows of the same shape as `excluded` (for leave-one-out).

@@ -267,14 +267,16 @@ std::shared_ptr<const Topology> load_topology(const TopologySpec& spec, Diagnost
 
 namespace {
 
-// Where a topology file named in a scenario is looked for: a path as given (relative to the scenario's
-// folder), or a bare name among the shipped topologies/*.yaml.
-bool topology_file_exists(const MapReader& parent, const std::string& file) {
+// The file a scenario's topology name refers to, "" if there is none: a path as given (a relative one taken
+// from the folder of the file that names it, so a scenario works from any working directory), or a bare
+// name such as "h800-ib-rail" among the shipped topologies/*.yaml.
+std::string resolve_topology_file(const MapReader& parent, const std::string& file) {
     namespace fs = std::filesystem;
-    if (fs::path(file).is_absolute()) return fs::exists(file);
-    if (fs::exists(fs::path(parent.document()->file()).parent_path() / file)) return true;
-    return file.find('/') == std::string::npos &&
-           fs::exists(fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies" / (file + ".yaml"));
+    if (fs::path(file).is_absolute()) return fs::exists(file) ? file : std::string();
+    const fs::path beside = fs::path(parent.document()->file()).parent_path() / file;
+    if (fs::exists(beside)) return beside.string();
+    const fs::path shipped = fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies" / (file + ".yaml");
+    return file.find('/') == std::string::npos && fs::exists(shipped) ? shipped.string() : std::string();
 }
 
 std::string missing_topology_message(const std::string& file) {
@@ -300,16 +302,15 @@ TopologySpec read_topology_spec(MapReader& parent, std::string_view key) {
     TopologySpec spec;
     const YAML::Node& map = parent.node();
     const YAML::Node value = map[std::string(key)];
-    bool found = true;
     if (value.IsDefined() && value.IsScalar()) {
         spec.file = parent.required<std::string>(key, "topology file (topologies/*.yaml)");
-        found = spec.file.empty() || topology_file_exists(parent, spec.file);
-        if (!found) parent.error(key, missing_topology_message(spec.file));
+        spec.resolved_file = spec.file.empty() ? std::string() : resolve_topology_file(parent, spec.file);
+        if (!spec.file.empty() && spec.resolved_file.empty()) parent.error(key, missing_topology_message(spec.file));
     } else {
         MapReader r = parent.child(key, "the cluster topology: {file: ..., hosts: ...}");
         spec.file = r.required<std::string>("file", "topology file (topologies/*.yaml)");
-        found = spec.file.empty() || topology_file_exists(parent, spec.file);
-        if (!found) r.error("file", missing_topology_message(spec.file));
+        spec.resolved_file = spec.file.empty() ? std::string() : resolve_topology_file(parent, spec.file);
+        if (!spec.file.empty() && spec.resolved_file.empty()) r.error("file", missing_topology_message(spec.file));
         spec.overrides.hosts =
             r.maybe<int>("hosts", "number of hosts (NVL72: racks) instead of the file's", at_least(1));
         if (spec.overrides.hosts) {
@@ -322,20 +323,7 @@ TopologySpec read_topology_spec(MapReader& parent, std::string_view key) {
         }
         r.finish();
     }
-    // A relative path is taken from the directory of the file that names it (so a scenario works
-    // from any working directory); a bare name such as "h800-ib-rail" is a shipped topology. A file
-    // found nowhere was reported above and is not loaded.
-    namespace fs = std::filesystem;
-    spec.resolved_file = found ? spec.file : std::string();
-    if (found && !spec.file.empty() && fs::path(spec.file).is_relative()) {
-        const fs::path beside = fs::path(parent.document()->file()).parent_path() / spec.file;
-        const fs::path shipped = fs::path(CLUSTERSIM_SOURCE_DIR) / "topologies" / (spec.file + ".yaml");
-        if (fs::exists(beside)) {
-            spec.resolved_file = beside.string();
-        } else if (spec.file.find('/') == std::string::npos && fs::exists(shipped)) {
-            spec.resolved_file = shipped.string();
-        }
-    }
+    // A file found nowhere was reported above and is not loaded (resolved_file stays empty).
     return spec;
 }
 

@@ -83,7 +83,7 @@ int run_layer(const LayerArgs& args) {
     const LayerCost cost = [&] {
         try {
             return predict_layer_cost(m, layer, options, cost_model);
-        } catch (const TimeOutOfRange& e) {
+        } catch (const TimeOverflow& e) {
             const bool prefill = options.phase == Phase::prefill;
             fail(prefill ? "--batch/--seq" : "--batch/--context/--query-tokens",
                  fmt::format("{} of {} is too much work for one layer on one GPU: {}",

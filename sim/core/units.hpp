@@ -28,14 +28,12 @@ namespace clustersim {
 class TimeOverflow : public std::overflow_error {
 public:
     explicit TimeOverflow(double seconds);
-    TimeOverflow(const std::string& message, double seconds) : std::overflow_error(message), seconds_(seconds) {}
     explicit TimeOverflow(const std::string& message) : std::overflow_error(message) {}
     double seconds() const { return seconds_; }
 
 private:
     double seconds_ = 0;
 };
-using TimeOutOfRange = TimeOverflow;  // the name converting code uses
 
 // Simulated time in integer picoseconds. 2^63 ps is about 106 days of simulated time, far past any
 // training step or serving day; one byte at 800 Gb/s is 10 ps, so nothing we model is below the

@@ -67,7 +67,7 @@ KernelPrediction memory_roofline(const Operator& op, const GpuSpec& spec) {
 // a + b for the non-negative times of operators: Time's own + would wrap past 2^63 ps to a negative total.
 Time add_within_clock(Time a, Time b) {
     std::int64_t ps = 0;
-    if (__builtin_add_overflow(a.ps(), b.ps(), &ps)) throw TimeOutOfRange(a.seconds() + b.seconds());
+    if (__builtin_add_overflow(a.ps(), b.ps(), &ps)) throw TimeOverflow(a.seconds() + b.seconds());
     return Time::from_ps(ps);
 }
 

@@ -73,7 +73,7 @@ struct LayerCost {
 // Prices decoder layer `layer` of `m` under `options` on the cost model's GPU. Operators the cost
 // model has no table for (layernorm, gelu) get a memory roofline from the graph's bytes at the
 // spec's efficiency, with provenance roofline. Throws std::invalid_argument for a layout, batch or
-// layer the operator graph rejects, TimeOutOfRange when an operator's time or the layer's total is past
+// layer the operator graph rejects, TimeOverflow when an operator's time or the layer's total is past
 // the simulator's clock (2^63 ps, about 106.7 days).
 LayerCost predict_layer_cost(const ModelSpec& m, int layer, const OperatorGraphOptions& options,
                              const KernelCostModel& cost_model);

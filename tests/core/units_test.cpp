@@ -34,23 +34,18 @@ TEST_CASE("time is integer picoseconds and sums exactly", "[units]") {
 }
 
 TEST_CASE("a time past 2^63 picoseconds either way, or not a number, is refused instead of wrapping", "[units]") {
-    // 2^63 ps is 9.223e6 s, about 106.7 days.
+    // 2^63 ps is 9.223e6 s, about 106 days.
     CHECK(Time::from_seconds(9.2e6).ps() == 9'200'000'000'000'000'000);
     CHECK(Time::from_seconds(-9.2e6).ps() == -9'200'000'000'000'000'000);
-    CHECK_THROWS_AS(Time::from_seconds(9.3e6), TimeOutOfRange);
-    CHECK_THROWS_AS(Time::from_seconds(-9.3e6), TimeOutOfRange);
-    CHECK_THROWS_AS(Time::from_seconds(std::nan("")), TimeOutOfRange);
-    CHECK_THROWS_WITH(Time::from_us(1.5e17), Catch::Contains("a time of 1.5e+11 s is outside the simulator's clock"));
-    CHECK_THROWS_AS(Bytes(1e18) / 1_GBps, TimeOutOfRange);  // 1e9 s
-    CHECK_THROWS_AS(parse_time("-3000h"), UnitError);
-}
-
-TEST_CASE("a time past 2^63 ps throws instead of wrapping", "[units]") {
-    // 2^63 ps is 9,223,372 s (about 106 days).
-    CHECK(Time::from_seconds(9.2e6).seconds() == Approx(9.2e6));
     CHECK_THROWS_AS(Time::from_seconds(9.3e6), TimeOverflow);
     CHECK_THROWS_AS(Time::from_seconds(-9.3e6), TimeOverflow);
     CHECK_THROWS_AS(Time::from_seconds(std::nan("")), TimeOverflow);
+    CHECK_THROWS_WITH(Time::from_us(1.5e17), Catch::Contains("a time of 1.5e+11 s is outside the simulator's clock"));
+    CHECK_THROWS_AS(Bytes(1e18) / 1_GBps, TimeOverflow);  // 1e9 s
+    CHECK_THROWS_AS(parse_time("-3000h"), UnitError);
+}
+
+TEST_CASE("Time arithmetic past 2^63 ps throws instead of wrapping", "[units]") {
     CHECK_THROWS_WITH(Bytes(1e20) / 1_GBps, Catch::Contains("1e+11 s") && Catch::Contains("about 106 days"));
     CHECK_THROWS_AS(Time::max() + 1_ps, TimeOverflow);
     CHECK_THROWS_AS(Time::zero() - Time::max() - 2_ps, TimeOverflow);
